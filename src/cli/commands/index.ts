@@ -1,0 +1,29 @@
+/** Every command the CLI offers, in the order help lists them. */
+import type { CommandSpec } from '../spec.js';
+import { initCommand } from './init.js';
+import {
+  commitCommand,
+  compactCommand,
+  diffCommand,
+  discardCommand,
+  restartCommand,
+  rollbackCommand,
+  startCommand,
+  stopCommand,
+  verifyCommand,
+} from './lifecycle.js';
+import { statusCommand } from './status.js';
+
+export const COMMANDS: CommandSpec[] = [
+  initCommand,
+  startCommand,
+  commitCommand,
+  stopCommand,
+  restartCommand,
+  statusCommand,
+  diffCommand,
+  discardCommand,
+  compactCommand,
+  rollbackCommand,
+  verifyCommand,
+];

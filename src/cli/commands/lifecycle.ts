@@ -1,0 +1,183 @@
+/** start, stop, restart, commit, compact, rollback, discard, diff, verify: thin wrappers over Tree. */
+import { createInterface } from 'node:readline/promises';
+import { SquashtreeError } from '../../errors.js';
+import type { CommitResult } from '../../lifecycle/commit.js';
+import type { CompactResult } from '../../lifecycle/compact.js';
+import type { DiffResult } from '../../lifecycle/diff.js';
+import type { DiscardResult } from '../../lifecycle/discard.js';
+import type { RollbackResult } from '../../lifecycle/rollback.js';
+import type { StartResult } from '../../lifecycle/start.js';
+import type { StopResult } from '../../lifecycle/stop.js';
+import type { VerifyResult } from '../../lifecycle/verify.js';
+import { displayPath } from '../../fs/paths.js';
+import { bytes, count, seconds } from '../format.js';
+import { perTree, renderPerTree, type PerTreeData } from '../per-tree.js';
+import { defineCommand } from '../spec.js';
+
+const TREES = '[trees...]';
+
+export function renderStart(r: StartResult): string {
+  if (r.alreadyMounted) return `${r.tree}: already mounted on ${r.dir} (generation ${r.generation}); nothing changed`;
+  return `${r.tree}: mounted generation ${r.generation} (${count(r.layers, 'image')}) on ${r.dir}${r.resumed ? ', with the pending changes of the interrupted session' : ''}`;
+}
+
+export function renderCommit(r: CommitResult): string {
+  if (!r.committed) return `${r.tree}: ${r.reason ?? 'nothing committed'} (generation ${r.generation})`;
+  return `${r.tree}: committed generation ${r.generation}: ${count(r.pendingFiles, 'change')} (${bytes(r.pendingBytes)}) in a ${bytes(r.layerBytes)} layer, ${count(r.layers, 'image')}, ${seconds(r.durationMs)}`;
+}
+
+export function renderCompact(r: CompactResult): string {
+  if (!r.compacted) return `${r.tree}: not compacted: ${r.reason ?? ''}`;
+  return `${r.tree}: compacted ${r.layersBefore} images (${bytes(r.bytesBefore)}) into generation ${r.generation}: ${r.layersAfter} image(s), ${bytes(r.bytesAfter)}, ${seconds(r.durationMs)}`;
+}
+
+export function renderStop(r: StopResult): string {
+  if (!r.wasMounted) return `${r.tree}: not mounted`;
+  const parts = [`${r.tree}: stopped${r.lazy ? ' (lazily detached)' : ''}`];
+  if (r.commit) parts.push(`  ${renderCommit(r.commit)}`);
+  if (r.onStop !== 'commit') parts.push(`  on-stop = ${r.onStop}: pending changes ${r.onStop === 'keep' ? 'kept in the upper' : 'dropped'}`);
+  if (r.compact) parts.push(`  ${renderCompact(r.compact)}`);
+  return parts.join('\n');
+}
+
+export const startCommand = defineCommand<PerTreeData<StartResult>>({
+  name: 'start',
+  summary: 'mount trees: images read-only, a writable upper, the overlay on the tree dir',
+  args: TREES,
+  root: true,
+  run: (ctx, names) => perTree(ctx, names, (t) => t.start()),
+  render: (d) => renderPerTree(d, renderStart),
+});
+
+export const stopCommand = defineCommand<PerTreeData<StopResult>>({
+  name: 'stop',
+  summary: 'apply on-stop (commit by default), then unmount overlay, images and upper',
+  args: TREES,
+  root: true,
+  options: [
+    { flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' },
+    { flags: '--on-stop <action>', description: 'override on-stop for this stop: commit, discard or keep' },
+    { flags: '--no-compact', description: 'skip the automatic compaction' },
+  ],
+  run: (ctx, names, o) => {
+    const onStop = o.onStop as string | undefined;
+    if (onStop !== undefined && !['commit', 'discard', 'keep'].includes(onStop)) {
+      throw new SquashtreeError('E_USAGE', `--on-stop takes commit, discard or keep, not ${onStop}`);
+    }
+    return perTree(ctx, names, (t) =>
+      t.stop({ lazy: Boolean(o.lazy), noCompact: o.compact === false, ...(onStop ? { onStop: onStop as 'commit' } : {}) }),
+    );
+  },
+  render: (d) => renderPerTree(d, renderStop),
+});
+
+export const restartCommand = defineCommand<PerTreeData<{ stop: StopResult; start: StartResult }>>({
+  name: 'restart',
+  summary: 'stop (with on-stop) and start again',
+  args: TREES,
+  root: true,
+  options: [{ flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' }],
+  run: (ctx, names, o) => perTree(ctx, names, (t) => t.restart({ lazy: Boolean(o.lazy) })),
+  render: (d) => renderPerTree(d, (r) => `${renderStop(r.stop)}\n${renderStart(r.start)}`),
+});
+
+export const commitCommand = defineCommand<PerTreeData<CommitResult>>({
+  name: 'commit',
+  summary: 'persist pending changes as a new layer now and stay mounted',
+  args: TREES,
+  root: true,
+  run: (ctx, names) => perTree(ctx, names, (t) => t.commit()),
+  render: (d) => renderPerTree(d, renderCommit),
+});
+
+export const compactCommand = defineCommand<PerTreeData<CompactResult>>({
+  name: 'compact',
+  summary: 'pack the image stack into one new base image',
+  args: TREES,
+  root: true,
+  run: (ctx, names) => perTree(ctx, names, (t) => t.compact()),
+  render: (d) => renderPerTree(d, renderCompact),
+});
+
+export const rollbackCommand = defineCommand<PerTreeData<RollbackResult>>({
+  name: 'rollback',
+  summary: 'make an earlier generation current (the tree must be stopped)',
+  args: TREES,
+  root: true,
+  options: [{ flags: '--to <generation>', description: 'the generation to return to (default: the one before the current)' }],
+  run: (ctx, names, o) => {
+    const to = o.to === undefined ? undefined : Number(o.to);
+    if (to !== undefined && (!Number.isInteger(to) || to < 1)) {
+      throw new SquashtreeError('E_USAGE', `--to takes a generation number, not ${String(o.to)}`);
+    }
+    return perTree(ctx, names, (t) => t.rollback(to));
+  },
+  render: (d) => renderPerTree(d, (r) => `${r.tree}: generation ${r.to} is current again (was ${r.from}); start the tree to use it`),
+});
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export const discardCommand = defineCommand<PerTreeData<DiscardResult>>({
+  name: 'discard',
+  summary: 'drop pending (uncommitted) changes',
+  args: TREES,
+  root: true,
+  options: [{ flags: '-y, --yes', description: 'do not ask' }],
+  run: async (ctx, names, o) => {
+    if (!o.yes) {
+      if (!process.stdin.isTTY) {
+        throw new SquashtreeError('E_CONFIRM', 'discard drops uncommitted changes and needs confirmation', {
+          hint: 'run it on a terminal, or pass --yes',
+        });
+      }
+      const what = names.length ? names.join(', ') : 'all trees';
+      if (!(await confirm(`Drop the uncommitted changes of ${what}?`))) {
+        throw new SquashtreeError('E_CONFIRM', 'not confirmed; nothing was discarded');
+      }
+    }
+    return perTree(ctx, names, (t) => t.discard());
+  },
+  render: (d) =>
+    renderPerTree(d, (r) => (r.discarded ? `${r.tree}: discarded ${count(r.files, 'change')} (${bytes(r.bytes)})` : `${r.tree}: ${r.reason ?? 'nothing discarded'}`)),
+});
+
+export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
+  name: 'diff',
+  summary: 'list pending changes, one A (added), M (modified) or D (deleted) line per path',
+  args: TREES,
+  root: true,
+  run: (ctx, names) => perTree(ctx, names, (t) => t.diff()),
+  render: (d) =>
+    renderPerTree(d, (r) => {
+      const lines = r.changes.map((c) => `${c.kind} ${displayPath(c.path)}${c.type === 'dir' ? '/' : ''}`);
+      return d.trees.length > 1 ? [`# ${r.tree}`, ...lines].join('\n') : lines.join('\n');
+    }),
+});
+
+export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
+  name: 'verify',
+  summary: 'check every image of a generation: sha256, metadata and a full read of every file',
+  args: TREES,
+  root: true,
+  options: [{ flags: '--generation <n>', description: 'verify this generation instead of the current one' }],
+  run: async (ctx, names, o) => {
+    const g = o.generation === undefined ? undefined : Number(o.generation);
+    const out = await perTree(ctx, names, (t) => t.verify(g));
+    return { data: out.data, ok: out.ok && out.data.trees.every((t) => t.result?.ok !== false) };
+  },
+  render: (d) =>
+    renderPerTree(d, (r) =>
+      [
+        `${r.tree}: generation ${r.generation}: ${r.ok ? 'all images intact' : 'PROBLEMS FOUND'}`,
+        ...r.images.map((i) => `  ${i.ok ? 'ok ' : 'BAD'} ${i.file} (${count(i.filesRead, 'file')} read)${i.problems.map((p) => `\n      ${p}`).join('')}`),
+        ...(r.ok ? [] : ['  hint: roll back to a generation whose images are intact (squashtree rollback --to N)']),
+      ].join('\n'),
+    ),
+});

@@ -1,0 +1,40 @@
+/** status: per tree, what is mounted, what is stored, what is pending. */
+import type { TreeStatus } from '../../lifecycle/status.js';
+import { bytes, count, seconds } from '../format.js';
+import { defineCommand } from '../spec.js';
+
+export interface StatusData {
+  trees: TreeStatus[];
+}
+
+function renderOne(s: TreeStatus): string {
+  const lines = [`${s.name}: ${s.state}${s.mounted ? ` on ${s.dir}` : ` (dir ${s.dir})`}`];
+  if (s.generation === null) {
+    lines.push(`  no images yet: squashtree init ${s.name} --dir ${s.dir}`);
+    return lines.join('\n');
+  }
+  lines.push(`  generation ${s.generation}${s.mountedGeneration !== null && s.mountedGeneration !== s.generation ? ` (mounted: ${s.mountedGeneration})` : ''}, ${count(s.layers, 'image')}, ${bytes(s.imageBytes)} (store: ${bytes(s.storeBytes)}, ${s.compression})`);
+  if (s.files !== null) lines.push(`  holds ${count(s.files, 'file')}, ${bytes(s.bytes)} uncompressed`);
+  if (s.mounted || s.state === 'interrupted') lines.push(`  pending: ${count(s.pending.files, 'change')}, ${bytes(s.pending.bytes)}`);
+  if (s.upper) {
+    lines.push(
+      `  upper (${s.upper.kind}): ${bytes(s.upper.usedBytes)} of ${bytes(s.upper.limitBytes)}, ${s.upper.usedInodes}/${s.upper.limitInodes} inodes${s.upper.full ? ' - FULL: writes fail with ENOSPC; commit, then stop and start to empty it, or raise tmpfs-size' : ''}`,
+    );
+  }
+  if (s.lastCommit) lines.push(`  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`);
+  lines.push(`  generations kept: ${s.generations.map((g) => (g.current ? `[${g.generation}]` : String(g.generation))).join(' ')}`);
+  return lines.join('\n');
+}
+
+export const statusCommand = defineCommand<StatusData>({
+  name: 'status',
+  summary: 'show each tree: mounted or not, generation, layers, sizes, pending changes, upper usage',
+  args: '[trees...]',
+  run: async (ctx, names) => {
+    const trees = await ctx.trees(names);
+    const out: TreeStatus[] = [];
+    for (const t of trees) out.push(await t.status());
+    return { data: { trees: out }, ok: true };
+  },
+  render: (d) => (d.trees.length ? d.trees.map(renderOne).join('\n') : 'no trees configured (add one with squashtree init NAME --dir DIR)'),
+});

@@ -1,0 +1,288 @@
+/**
+ * Read, check and resolve the TOML configuration. Every problem is reported
+ * with the file, the line, the key and how to fix it, and nothing is mounted
+ * or changed when the config is not valid.
+ */
+import { promises as fsp } from 'node:fs';
+import { normalize, isAbsolute, join } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { SquashtreeError, errnoCode, type ErrorCode } from '../errors.js';
+import { LineLocator } from './locate.js';
+import {
+  BUILTIN_DEFAULTS,
+  COMPRESSORS,
+  TREE_NAME,
+  fileSchema,
+  type RawConfig,
+  type RawTree,
+  type TreeConfig,
+  type UpperConfig,
+} from './schema.js';
+import {
+  LEVEL_RANGE,
+  isPowerOfTwo,
+  isSafeRelative,
+  isWithin,
+  parseBytes,
+  parseTmpfsSize,
+} from './values.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/squashtree/squashtree.toml';
+export const DEFAULT_STORE_ROOT = '/var/lib/squashtree';
+
+export interface Config {
+  path: string;
+  /** False when the file does not exist yet (no trees configured). */
+  exists: boolean;
+  text: string;
+  trees: TreeConfig[];
+}
+
+interface Problem {
+  code: ErrorCode;
+  key: (string | number)[];
+  message: string;
+  hint: string;
+}
+
+function fail(file: string, locator: LineLocator | undefined, problems: Problem[]): never {
+  const lines = problems.map((p) => {
+    const line = locator?.line(p.key);
+    const where = `${file}${line === undefined ? '' : `:${line}`}`;
+    const key = p.key.length > 0 ? ` ${formatKey(p.key)}:` : '';
+    return `${where}:${key} ${p.message}`;
+  });
+  const first = problems[0];
+  throw new SquashtreeError(first?.code ?? 'E_CONFIG', lines.join('\n'), {
+    path: file,
+    hint: problems.map((p) => p.hint).filter((h, i, a) => a.indexOf(h) === i).join('; '),
+  });
+}
+
+function formatKey(key: (string | number)[]): string {
+  const [head, name, ...rest] = key.map(String);
+  if (head === 'tree' && name !== undefined) {
+    return `[tree.${name}]${rest.length ? ` ${rest.join('.')}` : ''}`;
+  }
+  if (head === 'defaults') return `[defaults]${name !== undefined ? ` ${[name, ...rest].join('.')}` : ''}`;
+  return key.join('.');
+}
+
+function zodProblems(error: z.ZodError): Problem[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return {
+        code: 'E_CONFIG_KEY' as const,
+        key: [...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), issue.keys[0] ?? ''],
+        message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
+        hint: 'remove it or fix its spelling (see the configuration reference in the README)',
+      };
+    }
+    const key = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+    const last = String(key[key.length - 1] ?? '');
+    const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
+    return {
+      code: 'E_CONFIG_VALUE' as const,
+      key,
+      message: missing ? `missing required key "${last}"` : `bad value for "${last}": ${issue.message}`,
+      hint: missing ? `add ${last} = ... to the table` : `fix the value of ${last}`,
+    };
+  });
+}
+
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return { path, exists: false, text: '', trees: [] };
+    throw new SquashtreeError('E_CONFIG', `cannot read config ${path}: ${String(e)}`, {
+      path,
+      hint: 'check the path given with --config or SQUASHTREE_CONFIG',
+    });
+  }
+  return { path, exists: true, text, trees: parseConfig(text, path) };
+}
+
+/** Parse and resolve config text; `file` only names the source in errors. */
+export function parseConfig(text: string, file: string): TreeConfig[] {
+  let data: unknown;
+  try {
+    data = parse(text);
+  } catch (e) {
+    if (e instanceof TomlError) {
+      const msg = e.message.split('\n')[0] ?? 'syntax error';
+      throw new SquashtreeError('E_CONFIG_SYNTAX', `${file}:${e.line}:${e.column}: TOML syntax error: ${msg}`, {
+        path: file,
+        hint: 'fix the syntax at that line (TOML: key = "value", tables as [tree.NAME])',
+      });
+    }
+    throw new SquashtreeError('E_CONFIG_SYNTAX', `${file}: cannot parse: ${String(e)}`, { path: file });
+  }
+  const locator = new LineLocator(text);
+  const parsed = fileSchema.safeParse(data);
+  if (!parsed.success) fail(file, locator, zodProblems(parsed.error));
+  const trees = resolveTrees(parsed.data, file, locator);
+  return trees;
+}
+
+function resolveTrees(raw: RawConfig, file: string, locator: LineLocator): TreeConfig[] {
+  const problems: Problem[] = [];
+  const defaults = raw.defaults ?? {};
+  const trees: TreeConfig[] = [];
+  checkSettings(['defaults'], defaults, problems);
+  for (const [name, t] of Object.entries(raw.tree ?? {})) {
+    if (!TREE_NAME.test(name)) {
+      problems.push({
+        code: 'E_CONFIG_KEY',
+        key: ['tree', name],
+        message: `tree name "${name}" is not allowed`,
+        hint: 'use letters, digits, "-", "_" and "." (at most 64, starting with a letter or digit)',
+      });
+      continue;
+    }
+    const merged: RawTree = { ...defaults, ...t };
+    const before = problems.length;
+    checkSettings(['tree', name], t, problems);
+    const tree = resolveTree(name, merged, problems);
+    if (problems.length === before && tree) trees.push(tree);
+  }
+  checkOverlaps(trees, problems);
+  if (problems.length > 0) fail(file, locator, problems);
+  return trees;
+}
+
+function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): void {
+  const bad = (key: string, message: string, hint: string): void => {
+    problems.push({ code: 'E_CONFIG_VALUE', key: [...at, key], message, hint });
+  };
+  if (s['block-size'] !== undefined) {
+    const b = parseBytes(s['block-size']);
+    if (b === undefined || !isPowerOfTwo(b) || b < 4096 || b > 1024 * 1024) {
+      bad('block-size', `block-size ${JSON.stringify(s['block-size'])} is not a power of two from 4K to 1M`, 'use one of "4K", "8K", ..., "128K", "1M"');
+    }
+  }
+  if (s['tmpfs-size'] !== undefined && parseTmpfsSize(s['tmpfs-size']) === undefined) {
+    bad('tmpfs-size', `tmpfs-size ${JSON.stringify(s['tmpfs-size'])} is not a size`, 'write a size such as "2G", "512M" or "25%" (of RAM)');
+  }
+  if (s['compression-level'] !== undefined && s.compression !== undefined) {
+    const range = LEVEL_RANGE[s.compression];
+    const lvl = s['compression-level'];
+    if (!range) bad('compression-level', `${s.compression} takes no compression level`, `remove compression-level or choose ${COMPRESSORS.filter((c) => LEVEL_RANGE[c]).join(', ')}`);
+    else if (lvl < range[0] || lvl > range[1]) bad('compression-level', `level ${lvl} is outside ${range[0]}..${range[1]} for ${s.compression}`, `use a level from ${range[0]} to ${range[1]}`);
+  }
+  for (const [i, ex] of (s.exclude ?? []).entries()) {
+    if (!isSafeRelative(ex.replace(/\/+$/, ''))) {
+      problems.push({ code: 'E_CONFIG_VALUE', key: [...at, 'exclude', i], message: `exclude entry ${JSON.stringify(ex)} must be a path relative to the tree, without ".."`, hint: 'write paths such as "distfiles" or "metadata/md5-cache"' });
+    }
+  }
+  if (s.upper !== undefined && s.upper !== 'tmpfs' && !isAbsolute(s.upper)) {
+    bad('upper', `upper ${JSON.stringify(s.upper)} is neither "tmpfs" nor an absolute path`, 'write upper = "tmpfs" or an absolute directory such as "/var/tmp/squashtree/NAME"');
+  }
+  if (s.store !== undefined && !isAbsolute(s.store)) {
+    bad('store', `store ${JSON.stringify(s.store)} is not an absolute path`, 'write an absolute path such as "/var/lib/squashtree/NAME"');
+  }
+  if (s.dir !== undefined && !isAbsolute(s.dir)) {
+    bad('dir', `dir ${JSON.stringify(s.dir)} is not an absolute path`, 'write an absolute path such as "/var/db/repos/gentoo"');
+  } else if (s.dir !== undefined && normalize(s.dir) === '/') {
+    bad('dir', 'dir must not be the root directory', 'choose the directory of the tree itself');
+  }
+}
+
+function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig | undefined {
+  if (!isAbsolute(t.dir)) return undefined;
+  const compression = t.compression ?? BUILTIN_DEFAULTS.compression;
+  const level = t['compression-level'];
+  if (level !== undefined) {
+    const range = LEVEL_RANGE[compression];
+    if (!range || level < range[0] || level > range[1]) {
+      problems.push({
+        code: 'E_CONFIG_VALUE',
+        key: ['tree', name, 'compression-level'],
+        message: range ? `level ${level} is outside ${range[0]}..${range[1]} for ${compression}` : `${compression} takes no compression level`,
+        hint: 'fix compression-level or the compression it applies to',
+      });
+      return undefined;
+    }
+  }
+  const upperRaw = t.upper ?? BUILTIN_DEFAULTS.upper;
+  const upper: UpperConfig =
+    upperRaw === 'tmpfs'
+      ? { kind: 'tmpfs', size: parseTmpfsSize(t['tmpfs-size'] ?? BUILTIN_DEFAULTS.tmpfsSize) ?? '25%' }
+      : { kind: 'dir', path: normalize(upperRaw).replace(/\/+$/, '') };
+  const onStop = t['on-stop'] ?? BUILTIN_DEFAULTS.onStop;
+  if (onStop === 'keep' && upper.kind === 'tmpfs') {
+    problems.push({
+      code: 'E_CONFIG_VALUE',
+      key: ['tree', name, 'on-stop'],
+      message: 'on-stop = "keep" needs an upper on disk: a tmpfs upper is gone once the tree is stopped',
+      hint: 'set upper to an absolute directory on disk, or use on-stop = "commit"',
+    });
+    return undefined;
+  }
+  return {
+    name,
+    dir: normalize(t.dir).replace(/(.)\/+$/, '$1'),
+    store: normalize(t.store ?? join(DEFAULT_STORE_ROOT, name)).replace(/(.)\/+$/, '$1'),
+    compression,
+    compressionLevel: level,
+    blockSize: parseBytes(t['block-size'] ?? BUILTIN_DEFAULTS.blockSize) ?? BUILTIN_DEFAULTS.blockSize,
+    mksquashfsArgs: t['mksquashfs-args'] ?? [],
+    exclude: (t.exclude ?? []).map((e) => e.replace(/\/+$/, '')),
+    upper,
+    onStop,
+    keep: t.keep ?? BUILTIN_DEFAULTS.keep,
+    compactAfter: t['compact-after'] ?? BUILTIN_DEFAULTS.compactAfter,
+    mountOptions: t['mount-options'] ?? [],
+  };
+}
+
+function checkOverlaps(trees: TreeConfig[], problems: Problem[]): void {
+  for (const [i, a] of trees.entries()) {
+    for (const b of trees.slice(i + 1)) {
+      const pairs: [string, string, string, string][] = [
+        [a.dir, b.dir, 'dir', 'dir'],
+        [a.store, b.store, 'store', 'store'],
+        [a.store, b.dir, 'store', 'dir'],
+        [a.dir, b.store, 'dir', 'store'],
+      ];
+      for (const [x, y, kx, ky] of pairs) {
+        if (isWithin(x, y) || isWithin(y, x)) {
+          problems.push({
+            code: 'E_CONFIG_OVERLAP',
+            key: ['tree', b.name, ky],
+            message: `${ky} ${y} of tree "${b.name}" overlaps ${kx} ${x} of tree "${a.name}"`,
+            hint: 'each tree needs its own dir and store, and none may lie inside another tree',
+          });
+        }
+      }
+    }
+    for (const [what, p] of [['store', a.store], ['upper', a.upper.kind === 'dir' ? a.upper.path : '']] as const) {
+      if (p && (isWithin(p, a.dir) || isWithin(a.dir, p))) {
+        problems.push({
+          code: 'E_CONFIG_OVERLAP',
+          key: ['tree', a.name, what],
+          message: `${what} ${p} overlaps the tree's own dir ${a.dir}`,
+          hint: `put the ${what} outside ${a.dir}: the overlay would hide it`,
+        });
+      }
+    }
+  }
+}
+
+/** Pick trees by name (none given: all). Unknown names are an error. */
+export function selectTrees(config: Config, names: readonly string[]): TreeConfig[] {
+  if (names.length === 0) return config.trees;
+  return names.map((n) => {
+    const t = config.trees.find((x) => x.name === n);
+    if (!t) {
+      throw new SquashtreeError('E_NO_TREE', `no tree named "${n}" in ${config.path}`, {
+        hint: config.trees.length
+          ? `configured trees: ${config.trees.map((x) => x.name).join(', ')}`
+          : `add one with: squashtree init ${n} --dir DIR`,
+      });
+    }
+    return t;
+  });
+}

@@ -1,0 +1,146 @@
+/**
+ * The one place that starts external programs (mount, losetup, mksquashfs,
+ * ...). It keeps stdout/stderr, turns failures into SquashtreeErrors that
+ * carry the command line and its stderr, and remembers running children so
+ * an interrupted squashtree can stop them before it cleans up.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { SquashtreeError, errnoCode } from '../errors.js';
+
+export interface RunOptions {
+  /** Exit codes that are not failures (default: only 0). */
+  okCodes?: readonly number[];
+  /** Called with each line of stdout/stderr; lines end at \n or \r (progress bars use \r). */
+  onStdoutLine?: (line: string) => void;
+  onStderrLine?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Extra file descriptors handed to the child as fd 3, 4, ... */
+  extraFds?: readonly number[];
+  /** Give the child our terminal (for commands the user runs through `squashtree run`). */
+  inheritStdio?: boolean;
+  timeoutMs?: number;
+  /** Hint attached to the error if the command fails. */
+  hint?: string;
+}
+
+export interface RunResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Debian/Gentoo package that provides each program we call, for the "not found" hint. */
+const PROVIDERS: Record<string, string> = {
+  mksquashfs: 'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
+  unsquashfs: 'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
+  mount: 'util-linux',
+  umount: 'util-linux',
+  losetup: 'util-linux',
+  flock: 'util-linux',
+  cp: 'coreutils',
+};
+
+const running = new Set<ChildProcess>();
+
+export function quoteArg(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+export function commandLine(cmd: string, args: readonly string[]): string {
+  return [cmd, ...args].map(quoteArg).join(' ');
+}
+
+function lineSplitter(cb: ((line: string) => void) | undefined): (chunk: string) => void {
+  let rest = '';
+  return (chunk: string) => {
+    if (!cb) return;
+    const parts = (rest + chunk).split(/[\r\n]/);
+    rest = parts.pop() ?? '';
+    for (const p of parts) if (p.length > 0) cb(p);
+  };
+}
+
+const MAX_KEPT = 1 << 20;
+
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  const line = commandLine(cmd, args);
+  const stdio: StdioOptions = opts.inheritStdio
+    ? ['inherit', 'inherit', 'inherit', ...(opts.extraFds ?? [])]
+    : ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])];
+  const child = spawn(cmd, args, {
+    stdio,
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  const outLines = lineSplitter(opts.onStdoutLine);
+  const errLines = lineSplitter(opts.onStderrLine);
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    if (stdout.length < MAX_KEPT) stdout += d;
+    outLines(d);
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    // Keep the tail: the last lines name the failure.
+    stderr = (stderr + d).slice(-MAX_KEPT);
+    errLines(d);
+  });
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.timeoutMs !== undefined) {
+    timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+  }
+  const result = await new Promise<RunResult>((resolve, reject) => {
+    child.on('error', (err) => {
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      resolve({ code: code ?? -1, signal, stdout, stderr });
+    });
+  }).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') {
+      const pkg = PROVIDERS[cmd];
+      throw new SquashtreeError('E_COMMAND_MISSING', `${cmd}: command not found`, {
+        command: line,
+        hint: pkg ? `install ${pkg}` : `install the program ${cmd} and make sure it is in PATH`,
+      });
+    }
+    throw new SquashtreeError('E_COMMAND', `could not run ${cmd}: ${String(err)}`, {
+      command: line,
+      cause: err,
+    });
+  });
+  if (timer) clearTimeout(timer);
+  running.delete(child);
+  const ok = opts.okCodes ?? [0];
+  if (result.signal !== null || !ok.includes(result.code)) {
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with status ${result.code}`;
+    const last = lastLine(result.stderr) || lastLine(result.stdout);
+    throw new SquashtreeError('E_COMMAND', `${cmd} ${how}${last ? `: ${last}` : ''}`, {
+      command: line,
+      stderr: result.stderr.trim().slice(-4000),
+      hint: opts.hint,
+    });
+  }
+  return result;
+}
+
+function lastLine(s: string): string {
+  const lines = s.split(/[\r\n]/).filter((l) => l.trim().length > 0);
+  return (lines[lines.length - 1] ?? '').trim();
+}
+
+/** Stop every child we started (used on SIGINT/SIGTERM before cleaning up). */
+export function killRunningChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
+  for (const c of running) c.kill(signal);
+}
+
+export function runningChildren(): number {
+  return running.size;
+}

@@ -1,0 +1,40 @@
+/**
+ * File names on Linux are bytes, not text. Inside the tool a relative path is
+ * a "binary string": one char per byte (latin1), so names that are not UTF-8
+ * survive every round trip. These helpers convert at the edges.
+ */
+import { Buffer } from 'node:buffer';
+
+/** Join an absolute root (text) and a binary relative path into a Buffer path for node:fs. */
+export function fsPath(root: string, rel: string): Buffer {
+  if (rel === '') return Buffer.from(root);
+  return Buffer.concat([Buffer.from(root), Buffer.from('/'), Buffer.from(rel, 'latin1')]);
+}
+
+export function joinRel(parent: string, name: string): string {
+  return parent === '' ? name : `${parent}/${name}`;
+}
+
+/** For display: decode as UTF-8 where valid, escape everything else (C-style, like ls -b). */
+export function displayPath(rel: string): string {
+  const buf = Buffer.from(rel, 'latin1');
+  const text = buf.toString('utf8');
+  const clean = Buffer.from(text, 'utf8').equals(buf);
+  let out = '';
+  if (clean) {
+    for (const ch of text) {
+      const c = ch.codePointAt(0) ?? 0;
+      out += c < 0x20 || c === 0x7f || ch === '\\' ? escapeByte(c) : ch;
+    }
+    return out;
+  }
+  for (const b of buf) out += b < 0x20 || b >= 0x7f || b === 0x5c ? escapeByte(b) : String.fromCharCode(b);
+  return out;
+}
+
+function escapeByte(b: number): string {
+  if (b === 0x0a) return '\\n';
+  if (b === 0x09) return '\\t';
+  if (b === 0x5c) return '\\\\';
+  return `\\x${b.toString(16).padStart(2, '0')}`;
+}

@@ -1,0 +1,89 @@
+/**
+ * Compare two trees entry by entry: type, permissions, owner, size, mtime
+ * (seconds, as SquashFS stores it), symlink target, device number, hard-link
+ * structure and, optionally, content hashes. Used to prove that a new image
+ * holds exactly what it was built from before it is published.
+ */
+import { fsPath, displayPath } from '../fs/paths.js';
+import { walk, byPath, type Entry } from '../fs/walk.js';
+import { sha256File, mapLimit } from '../fs/hash.js';
+
+export interface Difference {
+  path: string;
+  what: string;
+}
+
+export interface CompareOptions {
+  contents?: boolean;
+  skip?: (rel: string) => boolean;
+  /** Stop after this many differences. */
+  limit?: number;
+}
+
+export interface CompareResult {
+  differences: Difference[];
+  entries: number;
+  files: number;
+  bytes: number;
+}
+
+function metaDiff(a: Entry, b: Entry): string | undefined {
+  if (a.type !== b.type) return `type ${a.type} != ${b.type}`;
+  if (a.mode !== b.mode) return `mode ${a.mode.toString(8)} != ${b.mode.toString(8)}`;
+  if (a.uid !== b.uid || a.gid !== b.gid) return `owner ${a.uid}:${a.gid} != ${b.uid}:${b.gid}`;
+  if (a.type === 'file' && a.size !== b.size) return `size ${a.size} != ${b.size}`;
+  if (a.type === 'symlink' && a.target !== b.target) return 'symlink target differs';
+  if ((a.type === 'char' || a.type === 'block') && a.rdev !== b.rdev) return 'device number differs';
+  if (a.path !== '' && a.type !== 'dir' && a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n) {
+    return 'mtime differs';
+  }
+  return undefined;
+}
+
+export async function compareTrees(
+  expectedRoot: string,
+  actualRoot: string,
+  opts: CompareOptions = {},
+): Promise<CompareResult> {
+  const limit = opts.limit ?? 20;
+  const walkOpts = opts.skip ? { skip: opts.skip } : {};
+  const [exp, act] = await Promise.all([walk(expectedRoot, walkOpts), walk(actualRoot, walkOpts)]);
+  const actMap = byPath(act);
+  const diffs: Difference[] = [];
+  const add = (path: string, what: string): void => {
+    if (diffs.length < limit) diffs.push({ path: displayPath(path), what });
+  };
+  const bothFiles: [Entry, Entry][] = [];
+  let bytes = 0;
+  let files = 0;
+  for (const e of exp) {
+    const a = actMap.get(e.path);
+    if (!a) {
+      add(e.path, 'missing');
+      continue;
+    }
+    actMap.delete(e.path);
+    const d = metaDiff(e, a);
+    if (d) add(e.path, d);
+    else if (e.type === 'file') bothFiles.push([e, a]);
+    if (e.type !== 'dir') files++;
+    if (e.type === 'file') bytes += e.size;
+  }
+  for (const extra of actMap.keys()) add(extra, 'unexpected');
+  // Hard links: paths that share an inode in one tree must share one in the other.
+  const groups = new Map<bigint, Entry[]>();
+  for (const e of exp) if (e.type === 'file' && e.nlink > 1) groups.set(e.ino, [...(groups.get(e.ino) ?? []), e]);
+  const actByPath = byPath(act);
+  for (const g of groups.values()) {
+    const inos = new Set(g.map((e) => actByPath.get(e.path)?.ino));
+    if (inos.size > 1) add(g[0]?.path ?? '', 'hard links not preserved');
+  }
+  if (opts.contents && diffs.length === 0) {
+    const bad = await mapLimit(bothFiles, 8, async ([e]) => {
+      const [h1, h2] = await Promise.all([sha256File(fsPath(expectedRoot, e.path)), sha256File(fsPath(actualRoot, e.path))]);
+      return h1 === h2 ? undefined : e.path;
+    });
+    for (const p of bad) if (p !== undefined) add(p, 'content differs');
+  }
+  return { differences: diffs, entries: exp.length, files, bytes };
+}

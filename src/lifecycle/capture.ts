@@ -1,0 +1,52 @@
+/**
+ * Nothing is packed from a live writable tree. A commit first copies the
+ * upper into a private staging dir and checks, by lstat before and after,
+ * that no entry changed during the copy (ctime moves on every write, and the
+ * kernel gives it fine grain once it has been read). A copy that raced a
+ * writer is thrown away and taken again; if the tree never holds still the
+ * commit fails and the previous generation stays current.
+ */
+import { promises as fsp } from 'node:fs';
+import { SquashtreeError } from '../errors.js';
+import { run } from '../exec/run.js';
+import type { Entry } from '../fs/walk.js';
+import { displayPath } from '../fs/paths.js';
+import { scanUpper, signature } from './upper.js';
+
+export interface Capture {
+  /** The upper's entries as they were copied. */
+  entries: Entry[];
+  attempts: number;
+}
+
+function firstDifference(a: readonly Entry[], b: readonly Entry[]): string | undefined {
+  const before = new Map(a.map((e) => [e.path, signature(e)]));
+  for (const e of b) {
+    if (e.path === '') continue;
+    if (before.get(e.path) !== signature(e)) return e.path;
+    before.delete(e.path);
+  }
+  for (const p of before.keys()) if (p !== '') return p;
+  return undefined;
+}
+
+export async function captureUpper(upperData: string, stage: string, attempts = 4): Promise<Capture> {
+  let changed = '';
+  for (let i = 1; i <= attempts; i++) {
+    await fsp.rm(stage, { recursive: true, force: true });
+    const pre = await scanUpper(upperData);
+    // Explicit --preserve=xattr makes a lost xattr (an opaque dir marker) an error.
+    await run('cp', ['-dR', '--preserve=mode,ownership,timestamps,links,xattr', '--no-target-directory', upperData, stage], {
+      hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
+    });
+    const post = await scanUpper(upperData);
+    const diff = firstDifference(pre, post);
+    if (diff === undefined) return { entries: pre, attempts: i };
+    changed = displayPath(diff);
+    await new Promise((r) => setTimeout(r, 200 * i));
+  }
+  await fsp.rm(stage, { recursive: true, force: true });
+  throw new SquashtreeError('E_CAPTURE', `the tree kept changing while its changes were captured (last: ${changed})`, {
+    hint: 'nothing was committed; run the commit again once the writer is done, or use squashtree run NAME -- COMMAND',
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * commit: persist the pending changes as a new layer and stay mounted.
+ *
+ * The upper is copied to a private staging dir (never packed live), packed
+ * into a layer image, verified against the copy, published, and only then
+ * does the manifest name a new generation: the session's lower images plus
+ * that layer. A later commit in the same session packs the whole upper
+ * again and replaces that layer rather than stacking on it: files created
+ * and deleted within a session leave no trace in the upper, so stacking
+ * would bring them back.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { imageFileName, writeManifest, type Generation } from '../store/manifest.js';
+import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
+import { packSettings, type TreeContext } from './context.js';
+import { captureUpper } from './capture.js';
+import { computeChanges } from './changes.js';
+import { fault } from './faults.js';
+import { observe, requireManifest } from './observe.js';
+import { packAndPublish } from './publish.js';
+import { writeSession } from './session.js';
+import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
+
+export interface CommitResult {
+  tree: string;
+  committed: boolean;
+  /** Why nothing was committed, when it was not. */
+  reason?: string;
+  generation: number;
+  layerBytes: number;
+  pendingFiles: number;
+  pendingBytes: number;
+  durationMs: number;
+  layers: number;
+}
+
+export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
+  const { tree, layout, reporter } = ctx;
+  const t0 = performance.now();
+  const obs = await observe(ctx);
+  const m = requireManifest(ctx, obs);
+  const session = obs.session;
+  const nothing = (reason: string): CommitResult => ({
+    tree: tree.name,
+    committed: false,
+    reason,
+    generation: m.current,
+    layerBytes: 0,
+    pendingFiles: 0,
+    pendingBytes: 0,
+    durationMs: performance.now() - t0,
+    layers: m.generations.find((g) => g.generation === m.current)?.images.length ?? 0,
+  });
+  if (!session || (obs.state !== 'mounted' && obs.state !== 'interrupted')) return nothing('not mounted');
+  const entries = await scanUpper(layout.upperData);
+  const snapshot = session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
+  const pending = pendingChanges(entries, snapshot);
+  if (!pending.any) return nothing('nothing to commit');
+
+  const stage = join(tree.store, `${STAGE_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
+    const capture = await captureUpper(layout.upperData, stage);
+    fault('commit:after-capture');
+    const mounted = obs.state === 'mounted';
+    const summary = mounted ? await computeChanges(capture.entries, lowerViewPath(ctx, session.lower.length), tree.dir) : null;
+    const number = m.lastGeneration + 1;
+    const file = imageFileName(number, 'layer');
+    reporter.step(`packing layer ${file}`);
+    const published = await packAndPublish({
+      source: stage,
+      store: tree.store,
+      file,
+      kind: 'layer',
+      settings: packSettings(tree),
+      exclude: tree.exclude,
+      verifyMount: layout.verifyMount,
+      onProgress: (f) => {
+        reporter.progress('packing', f);
+      },
+      afterPack: 'commit:after-pack',
+    });
+    fault('commit:after-publish');
+    const gen: Generation = {
+      generation: number,
+      parent: m.current,
+      action: 'commit',
+      created: new Date().toISOString(),
+      durationMs: Math.round(performance.now() - t0),
+      images: [...session.lower, file],
+      files: summary && session.lowerFiles !== null ? session.lowerFiles + summary.filesDelta : null,
+      bytes: summary && session.lowerBytes !== null ? session.lowerBytes + summary.bytesDelta : null,
+    };
+    m.images[file] = published.record;
+    m.generations.push(gen);
+    m.current = number;
+    m.lastGeneration = number;
+    await writeManifest(tree.store, m);
+    fault('commit:after-manifest');
+    await writeSnapshot(layout.snapshotFile, snapshotOf(capture.entries));
+    await writeSession(layout.sessionFile, { ...session, committedGeneration: number });
+    fault('commit:after-session');
+    await collectGarbage(tree.store, m, tree.keep, new Set(session.lower));
+    return {
+      tree: tree.name,
+      committed: true,
+      generation: number,
+      layerBytes: published.record.bytes,
+      pendingFiles: pending.files,
+      pendingBytes: pending.bytes,
+      durationMs: performance.now() - t0,
+      layers: gen.images.length,
+    };
+  } finally {
+    await fsp.rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** The merged read-only view of the session's images. */
+export function lowerViewPath(ctx: TreeContext, images: number): string {
+  return images > 1 ? ctx.layout.lowerView : ctx.layout.image(0);
+}

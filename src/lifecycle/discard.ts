@@ -1,0 +1,35 @@
+/**
+ * discard: drop the pending changes. On a mounted tree that means
+ * unmounting (refused while busy), emptying the upper and mounting the
+ * current generation again; committed changes are kept.
+ */
+import type { TreeContext } from './context.js';
+import { observe, requireManifest } from './observe.js';
+import { startLocked } from './start.js';
+import { releaseSession, unmountOverlay } from './stop.js';
+import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
+
+export interface DiscardResult {
+  tree: string;
+  discarded: boolean;
+  files: number;
+  bytes: number;
+  reason?: string;
+}
+
+export async function discardLocked(ctx: TreeContext): Promise<DiscardResult> {
+  const { tree, layout } = ctx;
+  const obs = await observe(ctx);
+  requireManifest(ctx, obs);
+  if (obs.state !== 'mounted' && obs.state !== 'interrupted') {
+    return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
+  }
+  const snap = obs.session?.committedGeneration != null ? await readSnapshot(layout.snapshotFile) : null;
+  const pending = pendingChanges(await scanUpper(layout.upperData), snap);
+  if (!pending.any) return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
+  const wasMounted = obs.state === 'mounted';
+  if (wasMounted) await unmountOverlay(ctx, false, false);
+  await releaseSession(ctx, true);
+  if (wasMounted) await startLocked(ctx);
+  return { tree: tree.name, discarded: true, files: pending.files, bytes: pending.bytes };
+}

@@ -1,0 +1,72 @@
+/**
+ * The state machine of a tree. Its state is never stored: it is read off the
+ * store (manifest), the runtime session record and the kernel's mount table
+ * every time, so a crash can never leave a stale "state" field behind.
+ *
+ *   uninitialized --init--> stopped --start--> mounted --stop--> stopped
+ *                              ^   \                |  \--commit--> mounted
+ *                              |    rollback,       |--discard--> mounted
+ *                              |    compact         |--compact--> mounted
+ *                           interrupted --start (resumes the surviving upper)--> mounted
+ *
+ * "interrupted" is a session whose upper survived (a disk upper across a
+ * reboot, or a tmpfs upper after a crash mid-stop) without its overlay.
+ */
+import { promises as fsp } from 'node:fs';
+import { SquashtreeError, errnoCode } from '../errors.js';
+import { readMounts, topMountAt, superOption, type MountEntry } from '../mount/mountinfo.js';
+import { readManifest, type Manifest } from '../store/manifest.js';
+import type { TreeContext } from './context.js';
+import { readSession, type Session } from './session.js';
+
+export type TreeState = 'uninitialized' | 'stopped' | 'mounted' | 'interrupted';
+
+export interface Observation {
+  state: TreeState;
+  manifest: Manifest | null;
+  session: Session | null;
+  overlay: MountEntry | undefined;
+  /** Something that is not our overlay is mounted on the tree's dir. */
+  foreignMount: MountEntry | undefined;
+  /** The tmpfs upper is still mounted. */
+  upperMounted: boolean;
+  /** The upper holds entries. */
+  upperHasData: boolean;
+}
+
+async function hasEntries(dir: string): Promise<boolean> {
+  try {
+    return (await fsp.readdir(dir)).length > 0;
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return false;
+    throw e;
+  }
+}
+
+export async function observe(ctx: TreeContext): Promise<Observation> {
+  const { layout, tree } = ctx;
+  const [manifest, mounts] = await Promise.all([readManifest(tree.store), readMounts()]);
+  const top = topMountAt(mounts, tree.dir);
+  const ours = top?.fstype === 'overlay' && superOption(top, 'upperdir') === layout.upperData;
+  const overlay = ours ? top : undefined;
+  const foreignMount = top && !ours ? top : undefined;
+  const upperMounted = layout.upperIsTmpfs && topMountAt(mounts, layout.upperRoot)?.fstype === 'tmpfs';
+  const upperReachable = layout.upperIsTmpfs ? upperMounted : true;
+  const session = await readSession(layout.sessionFile);
+  const upperHasData = upperReachable && (await hasEntries(layout.upperData));
+  let state: TreeState;
+  if (!manifest) state = 'uninitialized';
+  else if (overlay) state = 'mounted';
+  else if (session && upperHasData) state = 'interrupted';
+  else state = 'stopped';
+  return { state, manifest, session, overlay, foreignMount, upperMounted, upperHasData };
+}
+
+export function requireManifest(ctx: TreeContext, o: Observation): Manifest {
+  if (!o.manifest) {
+    throw new SquashtreeError('E_NOT_INITIALIZED', `tree "${ctx.tree.name}" has no images in ${ctx.tree.store}`, {
+      hint: `create them with: squashtree init ${ctx.tree.name} --dir ${ctx.tree.dir}`,
+    });
+  }
+  return o.manifest;
+}

@@ -1,0 +1,51 @@
+/**
+ * rollback: make an earlier generation current again. Only the manifest's
+ * pointer moves; the newer generations stay listed (until `keep` drops them)
+ * so a rollback can itself be undone with --to.
+ */
+import { SquashtreeError } from '../errors.js';
+import { generation, writeManifest } from '../store/manifest.js';
+import type { TreeContext } from './context.js';
+import { fault } from './faults.js';
+import { checkImages } from './integrity.js';
+import { observe, requireManifest } from './observe.js';
+
+export interface RollbackResult {
+  tree: string;
+  from: number;
+  to: number;
+}
+
+export async function rollbackLocked(ctx: TreeContext, to?: number): Promise<RollbackResult> {
+  const { tree, layout } = ctx;
+  const obs = await observe(ctx);
+  const m = requireManifest(ctx, obs);
+  if (obs.state === 'mounted') {
+    throw new SquashtreeError('E_MOUNTED', `tree "${tree.name}" is mounted`, {
+      hint: `stop it first (squashtree stop ${tree.name}), then roll back and start it again`,
+    });
+  }
+  if (obs.state === 'interrupted') {
+    throw new SquashtreeError('E_PENDING', `tree "${tree.name}" has pending changes from an interrupted session in ${layout.upperData}`, {
+      hint: `start the tree and commit or discard them first`,
+    });
+  }
+  let target: number;
+  if (to !== undefined) {
+    target = generation(m, to).generation;
+  } else {
+    const older = m.generations.filter((g) => g.generation < m.current).map((g) => g.generation);
+    if (older.length === 0) {
+      throw new SquashtreeError('E_NO_GENERATION', `tree "${tree.name}" keeps no generation older than ${m.current}`, {
+        hint: `kept generations: ${m.generations.map((g) => g.generation).join(', ')}; raise keep in the config to keep more`,
+      });
+    }
+    target = Math.max(...older);
+  }
+  await checkImages(tree.store, m, generation(m, target).images, layout.verifiedCache);
+  const from = m.current;
+  fault('rollback:before-manifest');
+  m.current = target;
+  await writeManifest(tree.store, m);
+  return { tree: tree.name, from, to: target };
+}

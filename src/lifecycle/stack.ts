@@ -1,0 +1,76 @@
+/**
+ * Mounting a stack of images read-only: one squashfs mount per image and,
+ * for more than one image, a read-only overlay of them all (the lower view).
+ * Teardown unmounts whatever a previous run left under the runtime dir,
+ * deepest first, and frees loop devices still attached to our images.
+ */
+import { promises as fsp } from 'node:fs';
+import { isWithin } from '../config/values.js';
+import { listLoops, detachLoop } from '../mount/loop.js';
+import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
+import { mountsUnder, readMounts } from '../mount/mountinfo.js';
+
+export interface MountedStack {
+  /** Image mount points, base first. */
+  images: string[];
+  /** Read-only merged view of all images. */
+  view: string;
+  /** Undo in reverse order. */
+  unmount(): Promise<void>;
+}
+
+/**
+ * Mount `imageFiles` (base first) under `dir/N` and a merged view at `view`.
+ * On failure, everything mounted so far is unmounted again.
+ */
+export async function mountStack(
+  imageFiles: readonly string[],
+  mountPoint: (i: number) => string,
+  view: string,
+  extra: readonly string[],
+): Promise<MountedStack> {
+  const mounted: string[] = [];
+  const undo = async (): Promise<void> => {
+    for (const m of [...mounted].reverse()) await unmount(m);
+    mounted.length = 0;
+  };
+  try {
+    for (const [i, file] of imageFiles.entries()) {
+      const mp = mountPoint(i);
+      await fsp.mkdir(mp, { recursive: true, mode: 0o700 });
+      await mountSquashfs(file, mp, extra);
+      mounted.push(mp);
+    }
+    let viewPath = mounted[0] ?? '';
+    if (mounted.length > 1) {
+      await fsp.mkdir(view, { recursive: true, mode: 0o700 });
+      await mountOverlay(view, { lower: [...mounted].reverse(), extra });
+      mounted.push(view);
+      viewPath = view;
+    }
+    const images = imageFiles.map((_, i) => mountPoint(i));
+    return { images, view: viewPath, unmount: undo };
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}
+
+/** Unmount everything below `runtime` (deepest first) and detach stale loops of `store`. */
+export async function teardownUnder(runtime: string, store: string): Promise<string[]> {
+  const done: string[] = [];
+  for (const m of mountsUnder(await readMounts(), runtime)) {
+    await unmount(m.mountPoint);
+    done.push(m.mountPoint);
+  }
+  await detachStaleLoops(store);
+  return done;
+}
+
+export async function detachStaleLoops(store: string): Promise<void> {
+  const mounts = await readMounts();
+  const busy = new Set(mounts.map((m) => m.source));
+  for (const l of await listLoops()) {
+    if (isWithin(l.backingFile, store) && !busy.has(l.device)) await detachLoop(l.device);
+  }
+}

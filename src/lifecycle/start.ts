@@ -1,0 +1,160 @@
+/**
+ * start: mount the current generation's images read-only, an upper (a
+ * private size-limited tmpfs or a directory on disk) and the overlay on the
+ * tree's dir. An upper that survived an interrupted session is put back on
+ * the very images it was written against, so its changes come back exactly.
+ */
+import { promises as fsp } from 'node:fs';
+import { SquashtreeError } from '../errors.js';
+import { ensureSecureDir } from '../fs/secure.js';
+import { mountOverlay, mountTmpfs, unmount } from '../mount/mount.js';
+import { currentGeneration } from '../store/manifest.js';
+import { cleanupTemps } from '../store/store.js';
+import { extraMountOptions, type TreeContext } from './context.js';
+import { fault } from './faults.js';
+import { checkImages } from './integrity.js';
+import { observe, requireManifest } from './observe.js';
+import { removeSession, writeSession, type Session } from './session.js';
+import { detachStaleLoops, mountStack, teardownUnder } from './stack.js';
+
+export interface StartResult {
+  tree: string;
+  dir: string;
+  alreadyMounted: boolean;
+  /** The upper of an interrupted session was mounted again with its pending changes. */
+  resumed: boolean;
+  generation: number;
+  layers: number;
+}
+
+async function checkTarget(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.lstat(dir);
+  } catch {
+    throw new SquashtreeError('E_SOURCE', `the tree's dir ${dir} does not exist`, {
+      path: dir,
+      hint: `create it (mkdir -p ${dir}) or fix dir in the config`,
+    });
+  }
+  if (!st.isDirectory()) {
+    throw new SquashtreeError('E_SOURCE', `the tree's dir ${dir} is not a directory`, { path: dir, hint: 'fix dir in the config' });
+  }
+}
+
+/** Unmount image mounts and views a crash left behind; keep a surviving tmpfs upper. */
+async function clearStaleMounts(ctx: TreeContext): Promise<void> {
+  const { layout, tree } = ctx;
+  await teardownUnder(layout.imagesDir, tree.store);
+  await teardownUnder(layout.lowerView, tree.store);
+  await teardownUnder(layout.verifyMount, tree.store);
+  await teardownUnder(layout.scratch, tree.store);
+  await detachStaleLoops(tree.store);
+}
+
+export async function startLocked(ctx: TreeContext): Promise<StartResult> {
+  const { tree, layout, reporter } = ctx;
+  const obs = await observe(ctx);
+  const m = requireManifest(ctx, obs);
+  if (obs.state === 'mounted') {
+    return {
+      tree: tree.name,
+      dir: tree.dir,
+      alreadyMounted: true,
+      resumed: false,
+      generation: obs.session?.committedGeneration ?? obs.session?.generation ?? m.current,
+      layers: obs.session?.lower.length ?? 0,
+    };
+  }
+  if (obs.foreignMount) {
+    throw new SquashtreeError('E_MOUNTED_ELSEWHERE', `${tree.dir} already has a ${obs.foreignMount.fstype} mounted on it that squashtree did not make`, {
+      path: tree.dir,
+      hint: `unmount it first (umount ${tree.dir}); if it is an old squash_portage setup, see squashtree doctor`,
+    });
+  }
+  await checkTarget(tree.dir);
+  await ensureSecureDir(layout.runtime, { mode: 0o700 });
+  await cleanupTemps(tree.store);
+  await clearStaleMounts(ctx);
+
+  const resume = obs.state === 'interrupted' && obs.session !== null;
+  if (obs.session && !resume) await removeSession(layout.sessionFile, layout.snapshotFile);
+  if (obs.upperMounted && !resume) await unmount(layout.upperRoot);
+  if (!resume && !layout.upperIsTmpfs && obs.upperHasData) {
+    throw new SquashtreeError('E_PENDING', `the upper dir ${layout.upperData} holds files but no session record says what they belong to`, {
+      path: layout.upperData,
+      hint: `move ${layout.upperData} away (nothing in it is applied), then start again`,
+    });
+  }
+  const gen = currentGeneration(m);
+  const lowerFiles = resume && obs.session ? obs.session.lower : gen.images;
+  if (resume) reporter.step(`resuming the pending changes of an interrupted session in ${layout.upperData}`);
+
+  reporter.step(`checking ${lowerFiles.length} image(s)`);
+  const paths = await checkImages(tree.store, m, lowerFiles, layout.verifiedCache);
+  const extra = extraMountOptions(tree);
+  reporter.step(`mounting ${lowerFiles.length} image(s) read-only`);
+  const stack = await mountStack(paths, layout.image, layout.lowerView, extra);
+  let upperFresh = false;
+  let overlayUp = false;
+  try {
+    fault('start:after-images');
+    if (layout.upperIsTmpfs) {
+      await ensureSecureDir(layout.upperRoot, { mode: 0o700 });
+      if (!obs.upperMounted || !resume) {
+        if (tree.upper.kind === 'tmpfs') await mountTmpfs(layout.upperRoot, tree.upper.size);
+        upperFresh = true;
+      }
+    } else {
+      await ensureSecureDir(layout.upperRoot, { mode: 0o700, parents: true });
+    }
+    // The upper's root gives the merged root its mode and owner: copy them from the image.
+    const root = await fsp.stat(stack.view);
+    await fsp.mkdir(layout.upperData, { mode: 0o700 }).catch(ignoreExists);
+    await fsp.chown(layout.upperData, root.uid, root.gid);
+    await fsp.chmod(layout.upperData, root.mode & 0o7777);
+    await fsp.mkdir(layout.upperWork, { mode: 0o700 }).catch(ignoreExists);
+    fault('start:after-upper');
+    if (!resume) {
+      const session: Session = {
+        format: 'squashtree-session/1',
+        tree: tree.name,
+        dir: tree.dir,
+        lower: [...lowerFiles],
+        generation: gen.generation,
+        lowerFiles: gen.files,
+        lowerBytes: gen.bytes,
+        mountedAt: new Date().toISOString(),
+        committedGeneration: null,
+      };
+      await writeSession(layout.sessionFile, session);
+    }
+    reporter.step(`mounting the overlay on ${tree.dir}`);
+    await mountOverlay(tree.dir, {
+      lower: [...stack.images].reverse(),
+      upper: layout.upperData,
+      work: layout.upperWork,
+      extra,
+    });
+    overlayUp = true;
+    fault('start:after-overlay');
+  } catch (e) {
+    if (overlayUp) await unmount(tree.dir);
+    await stack.unmount();
+    if (upperFresh && layout.upperIsTmpfs) await unmount(layout.upperRoot).catch(() => undefined);
+    if (!resume) await removeSession(layout.sessionFile, layout.snapshotFile);
+    throw e;
+  }
+  return {
+    tree: tree.name,
+    dir: tree.dir,
+    alreadyMounted: false,
+    resumed: resume,
+    generation: resume && obs.session ? (obs.session.committedGeneration ?? obs.session.generation) : gen.generation,
+    layers: lowerFiles.length,
+  };
+}
+
+function ignoreExists(e: unknown): void {
+  if ((e as { code?: string }).code !== 'EEXIST') throw e;
+}

@@ -1,0 +1,108 @@
+/**
+ * stop: apply on-stop (commit, discard or keep), then unmount the overlay,
+ * the images and the upper, in that order. The upper is never unmounted
+ * while the overlay still uses it, and when the commit fails nothing is
+ * unmounted: the changes stay where they are.
+ */
+import { promises as fsp } from 'node:fs';
+import { SquashtreeError } from '../errors.js';
+import { findHolders, type Holder } from '../mount/holders.js';
+import { BusyError, unmount } from '../mount/mount.js';
+import { currentGeneration } from '../store/manifest.js';
+import { commitLocked, type CommitResult } from './commit.js';
+import { compactLocked, type CompactResult } from './compact.js';
+import type { TreeContext } from './context.js';
+import { fault } from './faults.js';
+import { observe, requireManifest } from './observe.js';
+import { removeSession } from './session.js';
+import { detachStaleLoops, teardownUnder } from './stack.js';
+
+export interface StopOptions {
+  lazy?: boolean;
+  /** Override the configured on-stop action. */
+  onStop?: 'commit' | 'discard' | 'keep';
+  /** Skip the automatic compaction. */
+  noCompact?: boolean;
+}
+
+export interface StopResult {
+  tree: string;
+  wasMounted: boolean;
+  onStop: string;
+  commit?: CommitResult;
+  compact?: CompactResult;
+  lazy: boolean;
+}
+
+export function busyError(dir: string, holders: Holder[], committed: boolean): SquashtreeError {
+  const list = holders.slice(0, 10).map((h) => `  pid ${h.pid} (${h.command}): ${h.uses[0] ?? ''}`).join('\n');
+  return new SquashtreeError(
+    'E_BUSY',
+    `${dir} is busy${holders.length ? `; held by ${holders.length} process(es):\n${list}` : ''}`,
+    {
+      path: dir,
+      stderr: list,
+      hint: `${committed ? 'your changes are committed. ' : ''}close those processes (or leave the directory), then stop again; or stop --lazy to detach it now`,
+    },
+  );
+}
+
+export async function unmountOverlay(ctx: TreeContext, lazy: boolean, committed: boolean): Promise<void> {
+  try {
+    await unmount(ctx.tree.dir, { lazy });
+  } catch (e) {
+    if (e instanceof BusyError) throw busyError(ctx.tree.dir, await findHolders(ctx.tree.dir), committed);
+    throw e;
+  }
+}
+
+/** After the overlay is gone: images, views, then the upper. */
+export async function releaseSession(ctx: TreeContext, dropUpper: boolean, lazy = false): Promise<void> {
+  const { layout, tree } = ctx;
+  await teardownUnder(layout.lowerView, tree.store);
+  await teardownUnder(layout.imagesDir, tree.store);
+  if (layout.upperIsTmpfs) {
+    await teardownUnderLazy(layout.upperRoot, lazy);
+    fault('stop:after-upper-umount');
+    await removeSession(layout.sessionFile, layout.snapshotFile);
+  } else if (dropUpper) {
+    await fsp.rm(layout.upperData, { recursive: true, force: true });
+    await fsp.rm(layout.upperWork, { recursive: true, force: true });
+    await removeSession(layout.sessionFile, layout.snapshotFile);
+  }
+  await detachStaleLoops(tree.store);
+}
+
+async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
+  try {
+    await unmount(path, { lazy });
+  } catch (e) {
+    if (!(e instanceof SquashtreeError && /not mounted|no mount point/i.test(e.stderr ?? ''))) throw e;
+  }
+}
+
+export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Promise<StopResult> {
+  const { tree, reporter } = ctx;
+  const obs = await observe(ctx);
+  const m = requireManifest(ctx, obs);
+  const onStop = opts.onStop ?? tree.onStop;
+  const lazy = opts.lazy ?? false;
+  if (obs.state !== 'mounted') return { tree: tree.name, wasMounted: false, onStop, lazy };
+  let commit: CommitResult | undefined;
+  if (onStop === 'commit') {
+    commit = await commitLocked(ctx);
+    fault('stop:after-commit');
+  }
+  reporter.step(`unmounting ${tree.dir}`);
+  await unmountOverlay(ctx, lazy, commit?.committed ?? false);
+  if (lazy) reporter.warn(`${tree.dir} was detached lazily: processes that still use it keep writing into an upper that is no longer committed`);
+  fault('stop:after-overlay-umount');
+  await releaseSession(ctx, onStop !== 'keep', lazy);
+  let compact: CompactResult | undefined;
+  const layers = currentGeneration((await observe(ctx)).manifest ?? m).images.length;
+  if (!opts.noCompact && layers > tree.compactAfter) {
+    reporter.step(`${layers} layers exceed compact-after = ${tree.compactAfter}: compacting`);
+    compact = await compactLocked(ctx);
+  }
+  return { tree: tree.name, wasMounted: true, onStop, lazy, ...(commit ? { commit } : {}), ...(compact ? { compact } : {}) };
+}

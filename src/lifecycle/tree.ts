@@ -1,0 +1,83 @@
+/**
+ * The public face of the lifecycle: one object per configured tree whose
+ * methods take the tree's lock and run one transition of the state machine
+ * (see observe.ts). Integrations use only this.
+ */
+import type { TreeConfig } from '../config/schema.js';
+import { ensureSecureDir } from '../fs/secure.js';
+import { commitLocked, type CommitResult } from './commit.js';
+import { compactLocked, type CompactResult } from './compact.js';
+import { makeContext, type Reporter, type TreeContext } from './context.js';
+import { diffLocked, type DiffResult } from './diff.js';
+import { discardLocked, type DiscardResult } from './discard.js';
+import { acquireLock } from './lock.js';
+import { rollbackLocked, type RollbackResult } from './rollback.js';
+import { startLocked, type StartResult } from './start.js';
+import { treeStatus, type TreeStatus } from './status.js';
+import { stopLocked, type StopOptions, type StopResult } from './stop.js';
+import { verifyLocked, type VerifyResult } from './verify.js';
+
+export class Tree {
+  readonly ctx: TreeContext;
+
+  constructor(tree: TreeConfig, stateDir: string, reporter?: Reporter, lockWaitSeconds?: number) {
+    this.ctx = makeContext(tree, stateDir, reporter, lockWaitSeconds);
+  }
+
+  get name(): string {
+    return this.ctx.tree.name;
+  }
+
+  /** Run `fn` holding the tree's lock. */
+  async locked<T>(fn: (ctx: TreeContext) => Promise<T>): Promise<T> {
+    await ensureSecureDir(this.ctx.stateDir, { mode: 0o700, parents: true });
+    await ensureSecureDir(this.ctx.layout.runtime, { mode: 0o700 });
+    const lock = await acquireLock(this.ctx.layout.lock, { waitSeconds: this.ctx.lockWaitSeconds });
+    try {
+      return await fn(this.ctx);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  start(): Promise<StartResult> {
+    return this.locked(startLocked);
+  }
+
+  stop(opts: StopOptions = {}): Promise<StopResult> {
+    return this.locked((c) => stopLocked(c, opts));
+  }
+
+  async restart(opts: StopOptions = {}): Promise<{ stop: StopResult; start: StartResult }> {
+    return this.locked(async (c) => ({ stop: await stopLocked(c, opts), start: await startLocked(c) }));
+  }
+
+  commit(): Promise<CommitResult> {
+    return this.locked(commitLocked);
+  }
+
+  discard(): Promise<DiscardResult> {
+    return this.locked(discardLocked);
+  }
+
+  compact(): Promise<CompactResult> {
+    return this.locked(compactLocked);
+  }
+
+  rollback(to?: number): Promise<RollbackResult> {
+    return this.locked((c) => rollbackLocked(c, to));
+  }
+
+  diff(): Promise<DiffResult> {
+    return this.locked(diffLocked);
+  }
+
+  verify(generation?: number): Promise<VerifyResult> {
+    return this.locked((c) => verifyLocked(c, generation));
+  }
+
+  /** Read-only; does not wait for the lock. */
+  status(): Promise<TreeStatus> {
+    return treeStatus(this.ctx);
+  }
+}

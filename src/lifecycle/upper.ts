@@ -1,0 +1,81 @@
+/**
+ * The overlay's upper dir: what changed since the tree was mounted. A
+ * snapshot of its entries is recorded at each commit; what differs from that
+ * snapshot is what is still pending.
+ */
+import { promises as fsp } from 'node:fs';
+import { walk, type Entry } from '../fs/walk.js';
+import { errnoCode } from '../errors.js';
+import { writeFileAtomic } from '../fs/durable.js';
+
+export function signature(e: Entry): string {
+  return [e.type, e.mode, e.uid, e.gid, e.size, e.mtimeNs, e.ctimeNs, e.ino, e.rdev, e.target ?? ''].join(':');
+}
+
+export type UpperSnapshot = Map<string, string>;
+
+export function snapshotOf(entries: readonly Entry[]): UpperSnapshot {
+  return new Map(entries.filter((e) => e.path !== '').map((e) => [e.path, signature(e)]));
+}
+
+export async function writeSnapshot(path: string, snap: UpperSnapshot): Promise<void> {
+  // Keys are binary strings; latin1 JSON keeps every byte.
+  const obj = Object.fromEntries(snap);
+  await writeFileAtomic(path, Buffer.from(JSON.stringify(obj), 'latin1'), 0o600);
+}
+
+export async function readSnapshot(path: string): Promise<UpperSnapshot | null> {
+  try {
+    const raw = await fsp.readFile(path);
+    return new Map(Object.entries(JSON.parse(raw.toString('latin1')) as Record<string, string>));
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export interface Pending {
+  /** Entries (files, links, whiteouts, empty dirs, removals) not yet in a committed layer. */
+  files: number;
+  /** Bytes of regular files among them. */
+  bytes: number;
+  /** True when anything at all differs, including directory metadata. */
+  any: boolean;
+}
+
+export function pendingChanges(entries: readonly Entry[], committed: UpperSnapshot | null): Pending {
+  let files = 0;
+  let bytes = 0;
+  let any = false;
+  const seen = new Set<string>();
+  const parents = new Set(entries.map((e) => e.path.slice(0, Math.max(0, e.path.lastIndexOf('/')))));
+  for (const e of entries) {
+    if (e.path === '') continue;
+    seen.add(e.path);
+    const before = committed?.get(e.path);
+    if (before === signature(e)) continue;
+    any = true;
+    // A dir with entries is counted through them; an empty one (new, or emptied and opaque) counts itself.
+    if (e.type === 'dir' && parents.has(e.path)) continue;
+    files++;
+    if (e.type === 'file') bytes += e.size;
+  }
+  if (committed) {
+    for (const p of committed.keys()) {
+      if (!seen.has(p)) {
+        any = true;
+        files++;
+      }
+    }
+  }
+  return { files, bytes, any };
+}
+
+export async function scanUpper(upperData: string): Promise<Entry[]> {
+  try {
+    return await walk(upperData);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return [];
+    throw e;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The store directory of one tree: its images, its manifest, and the temp
+ * files that a crashed run may have left (removed by the next run, under the
+ * tree's lock). Old generations beyond `keep` are forgotten here, and images
+ * no remaining generation needs are deleted, only after the manifest that
+ * stops naming them is durable.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { ensureSecureDir } from '../fs/secure.js';
+import { errnoCode } from '../errors.js';
+import { IMAGE_NAME, writeManifest, type Manifest } from './manifest.js';
+
+export const TEMP_PREFIX = '.tmp-';
+export const STAGE_PREFIX = '.stage-';
+
+export function imagePath(store: string, file: string): string {
+  return join(store, file);
+}
+
+export async function ensureStore(store: string): Promise<void> {
+  await ensureSecureDir(store, { mode: 0o755, parents: true });
+}
+
+/** Leftovers of an interrupted run: temp images, staging copies, temp manifests. */
+export async function cleanupTemps(store: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(store);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return [];
+    throw e;
+  }
+  const stale = names.filter(
+    (n) => n.startsWith(TEMP_PREFIX) || n.startsWith(STAGE_PREFIX) || /^\.manifest\.json\.tmp-/.test(n),
+  );
+  for (const n of stale) await fsp.rm(join(store, n), { recursive: true, force: true });
+  return stale;
+}
+
+export interface GcResult {
+  droppedGenerations: number[];
+  deletedImages: string[];
+  freedBytes: number;
+}
+
+/**
+ * Keep the current generation and the `keep` newest others; delete images
+ * that neither they nor `pinned` (images a mounted or surviving session
+ * still stands on) reference.
+ */
+export async function collectGarbage(
+  store: string,
+  m: Manifest,
+  keep: number,
+  pinned: ReadonlySet<string>,
+): Promise<GcResult> {
+  const others = m.generations
+    .filter((g) => g.generation !== m.current)
+    .sort((a, b) => b.generation - a.generation);
+  const keepSet = new Set([m.current, ...others.slice(0, keep).map((g) => g.generation)]);
+  const dropped = m.generations.filter((g) => !keepSet.has(g.generation)).map((g) => g.generation);
+  if (dropped.length > 0) {
+    m.generations = m.generations.filter((g) => keepSet.has(g.generation));
+  }
+  const needed = new Set<string>([...pinned]);
+  for (const g of m.generations) for (const f of g.images) needed.add(f);
+  for (const f of Object.keys(m.images)) if (!needed.has(f)) delete m.images[f];
+  await writeManifest(store, m);
+  const deleted: string[] = [];
+  let freed = 0;
+  for (const n of await fsp.readdir(store)) {
+    if (!IMAGE_NAME.test(n) || needed.has(n)) continue;
+    const p = join(store, n);
+    const st = await fsp.lstat(p);
+    await fsp.rm(p, { force: true });
+    deleted.push(n);
+    freed += st.size;
+  }
+  return { droppedGenerations: dropped, deletedImages: deleted, freedBytes: freed };
+}
+
+/** Bytes of all images in the store (what the tree costs on disk). */
+export async function storeBytes(store: string): Promise<number> {
+  let total = 0;
+  try {
+    for (const n of await fsp.readdir(store)) {
+      if (IMAGE_NAME.test(n)) total += (await fsp.lstat(join(store, n))).size;
+    }
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+  }
+  return total;
+}
