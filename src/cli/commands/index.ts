@@ -1,5 +1,6 @@
 /** Every command the CLI offers, in the order help lists them. */
 import type { CommandSpec } from '../spec.js';
+import { demoCommand } from './demo.js';
 import { initCommand } from './init.js';
 import {
   commitCommand,
@@ -26,4 +27,5 @@ export const COMMANDS: CommandSpec[] = [
   compactCommand,
   rollbackCommand,
   verifyCommand,
+  demoCommand,
 ];
