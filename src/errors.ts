@@ -90,7 +90,7 @@ export function isSquashtreeError(e: unknown): e is SquashtreeError {
 /** Node errno errors carry `code`; this narrows them without a cast at every call site. */
 export function errnoCode(e: unknown): string | undefined {
   if (typeof e === 'object' && e !== null && 'code' in e) {
-    const code = (e as { code: unknown }).code;
+    const code = e.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

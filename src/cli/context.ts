@@ -29,7 +29,10 @@ export function resolveGlobals(g: GlobalOptions, env: NodeJS.ProcessEnv = proces
   const configPath = resolve(g.config ?? env.SQUASHTREE_CONFIG ?? DEFAULT_CONFIG_PATH);
   const stateRaw = g.stateDir ?? env.SQUASHTREE_STATE_DIR ?? DEFAULT_STATE_DIR;
   if (!isAbsolute(stateRaw) && g.stateDir === undefined) {
-    throw new SquashtreeError('E_USAGE', `SQUASHTREE_STATE_DIR must be an absolute path, not ${stateRaw}`);
+    throw new SquashtreeError(
+      'E_USAGE',
+      `SQUASHTREE_STATE_DIR must be an absolute path, not ${stateRaw}`,
+    );
   }
   const stateDir = resolve(stateRaw);
   const wait = g.wait === undefined ? 300 : Number(g.wait);

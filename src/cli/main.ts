@@ -23,24 +23,51 @@ function printError(e: unknown, json: boolean): void {
     const lines = [`${pc.red('error')} ${e.code}: ${e.message}`];
     if (e.command) lines.push(`  command: ${e.command}`);
     if (e.stderr && !e.message.includes(e.stderr.trim())) {
-      lines.push(...e.stderr.trim().split('\n').slice(-8).map((l) => `  | ${l}`));
+      lines.push(
+        ...e.stderr
+          .trim()
+          .split('\n')
+          .slice(-8)
+          .map((l) => `  | ${l}`),
+      );
     }
     if (e.hint) lines.push(`  ${pc.cyan('hint:')} ${e.hint}`);
     process.stderr.write(`${lines.join('\n')}\n`);
   } else {
-    process.stderr.write(`${pc.red('internal error')}: ${e instanceof Error ? (e.stack ?? e.message) : errorMessage(e)}\n`);
+    process.stderr.write(
+      `${pc.red('internal error')}: ${e instanceof Error ? (e.stack ?? e.message) : errorMessage(e)}\n`,
+    );
   }
 }
 
-export function buildProgram(onRun: (spec: CommandSpec, args: string[], opts: Record<string, unknown>, globals: GlobalOptions) => void): Command {
+export function buildProgram(
+  onRun: (
+    spec: CommandSpec,
+    args: string[],
+    opts: Record<string, unknown>,
+    globals: GlobalOptions,
+  ) => void,
+): Command {
   const program = new Command('squashtree')
-    .description('Keep large trees of small files in SquashFS images, writable through OverlayFS, committed in layers.')
+    .description(
+      'Keep large trees of small files in SquashFS images, writable through OverlayFS, committed in layers.',
+    )
     .version(VERSION)
-    .option('-c, --config <file>', 'config file (default $SQUASHTREE_CONFIG or /etc/squashtree/squashtree.toml)')
-    .option('-s, --state-dir <dir>', 'runtime state dir (default $SQUASHTREE_STATE_DIR or /run/squashtree)')
+    .option(
+      '-c, --config <file>',
+      'config file (default $SQUASHTREE_CONFIG or /etc/squashtree/squashtree.toml)',
+    )
+    .option(
+      '-s, --state-dir <dir>',
+      'runtime state dir (default $SQUASHTREE_STATE_DIR or /run/squashtree)',
+    )
     .option('--json', 'print data as JSON on stdout')
     .option('-q, --quiet', 'print no progress')
-    .option('--wait <seconds>', 'how long to wait for another squashtree working on the same tree', '300')
+    .option(
+      '--wait <seconds>',
+      'how long to wait for another squashtree working on the same tree',
+      '300',
+    )
     .showHelpAfterError('(run squashtree --help for usage)')
     .exitOverride();
   for (const spec of COMMANDS) {
@@ -54,7 +81,9 @@ export function buildProgram(onRun: (spec: CommandSpec, args: string[], opts: Re
     cmd.action((...all: unknown[]) => {
       const command = all[all.length - 1] as Command;
       const opts = command.opts();
-      const positional = all.slice(0, -2).flatMap((a) => (Array.isArray(a) ? (a as string[]) : a === undefined ? [] : [String(a)]));
+      const positional = all
+        .slice(0, -2)
+        .flatMap((a) => (Array.isArray(a) ? (a as string[]) : typeof a === 'string' ? [a] : []));
       onRun(spec, positional, opts, program.opts<GlobalOptions>());
     });
   }
@@ -62,7 +91,9 @@ export function buildProgram(onRun: (spec: CommandSpec, args: string[], opts: Re
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let chosen: { spec: CommandSpec; args: string[]; opts: Record<string, unknown>; globals: GlobalOptions } | undefined;
+  let chosen:
+    | { spec: CommandSpec; args: string[]; opts: Record<string, unknown>; globals: GlobalOptions }
+    | undefined;
   const program = buildProgram((spec, args, opts, globals) => {
     chosen = { spec, args, opts, globals };
   });
@@ -70,7 +101,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
       return 2;
     }
     throw e;
@@ -92,9 +128,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const ctx = resolveGlobals(globals);
     if (spec.root && process.geteuid?.() !== 0) {
-      throw new SquashtreeError('E_NOT_ROOT', `${spec.name} needs root: it mounts filesystems and attaches loop devices`, {
-        hint: `run it as root (sudo squashtree ${spec.name} ...)`,
-      });
+      throw new SquashtreeError(
+        'E_NOT_ROOT',
+        `${spec.name} needs root: it mounts filesystems and attaches loop devices`,
+        {
+          hint: `run it as root (sudo squashtree ${spec.name} ...)`,
+        },
+      );
     }
     const out: CommandOutput = await spec.run(ctx, args, opts);
     if (json) process.stdout.write(`${JSON.stringify(out.data, null, 2)}\n`);

@@ -43,7 +43,8 @@ export async function perTree<R>(
 }
 
 export function renderPerTree<R>(data: PerTreeData<R>, line: (r: R) => string): string {
-  if (data.trees.length === 0) return 'no trees configured (add one with squashtree init NAME --dir DIR)';
+  if (data.trees.length === 0)
+    return 'no trees configured (add one with squashtree init NAME --dir DIR)';
   return data.trees
     .map((o) => {
       if (o.ok && o.result !== undefined) return line(o.result);

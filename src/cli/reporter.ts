@@ -7,7 +7,10 @@ import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { Reporter } from '../lifecycle/context.js';
 
-export function makeReporter(opts: { quiet: boolean; tree?: string }): Reporter & { finish(): void } {
+export function makeReporter(opts: {
+  quiet: boolean;
+  tree?: string;
+}): Reporter & { finish(): void } {
   const tty = process.stderr.isTTY;
   const prefix = opts.tree ? `${opts.tree}: ` : '';
   let bar: cliProgress.SingleBar | undefined;
@@ -20,7 +23,12 @@ export function makeReporter(opts: { quiet: boolean; tree?: string }): Reporter 
     lastPlain = -1;
   };
   if (opts.quiet) {
-    return { step: () => undefined, progress: () => undefined, warn: (m) => process.stderr.write(`${prefix}warning: ${m}\n`), finish };
+    return {
+      step: () => undefined,
+      progress: () => undefined,
+      warn: (m) => process.stderr.write(`${prefix}warning: ${m}\n`),
+      finish,
+    };
   }
   return {
     step(message) {
@@ -32,7 +40,12 @@ export function makeReporter(opts: { quiet: boolean; tree?: string }): Reporter 
       if (tty) {
         if (!bar) {
           bar = new cliProgress.SingleBar(
-            { format: `${prefix}${label} [{bar}] {percentage}%`, hideCursor: true, stream: process.stderr, clearOnComplete: true },
+            {
+              format: `${prefix}${label} [{bar}] {percentage}%`,
+              hideCursor: true,
+              stream: process.stderr,
+              clearOnComplete: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(100, 0);

@@ -30,5 +30,5 @@ export interface CommandSpec<T = unknown> {
 }
 
 export function defineCommand<T>(spec: CommandSpec<T>): CommandSpec {
-  return spec as unknown as CommandSpec;
+  return spec;
 }

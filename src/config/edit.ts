@@ -19,9 +19,20 @@ export interface EditedConfig {
 }
 
 /** The config text with the new table appended, parsed and checked; writes nothing. */
-export function withTree(path: string, currentText: string, name: string, table: TreeTable): EditedConfig {
-  const header = currentText.length === 0 ? '# squashtree configuration (see the README for every key)\n\n' : '';
-  const sep = currentText.length === 0 || currentText.endsWith('\n\n') ? '' : currentText.endsWith('\n') ? '\n' : '\n\n';
+export function withTree(
+  path: string,
+  currentText: string,
+  name: string,
+  table: TreeTable,
+): EditedConfig {
+  const header =
+    currentText.length === 0 ? '# squashtree configuration (see the README for every key)\n\n' : '';
+  const sep =
+    currentText.length === 0 || currentText.endsWith('\n\n')
+      ? ''
+      : currentText.endsWith('\n')
+        ? '\n'
+        : '\n\n';
   const text = `${header}${currentText}${sep}${stringify({ tree: { [name]: table } })}\n`;
   return { text, trees: parseConfig(text, path) };
 }
@@ -32,7 +43,11 @@ export async function writeConfig(path: string, text: string): Promise<void> {
 }
 
 /** Undo a write when the rest of init fails: restore the previous text. */
-export async function restoreConfig(path: string, previousText: string, existed: boolean): Promise<void> {
+export async function restoreConfig(
+  path: string,
+  previousText: string,
+  existed: boolean,
+): Promise<void> {
   if (existed) await writeFileAtomic(path, previousText, 0o644);
   else await fsp.rm(path, { force: true });
 }

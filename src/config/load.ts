@@ -56,7 +56,10 @@ function fail(file: string, locator: LineLocator | undefined, problems: Problem[
   const first = problems[0];
   throw new SquashtreeError(first?.code ?? 'E_CONFIG', lines.join('\n'), {
     path: file,
-    hint: problems.map((p) => p.hint).filter((h, i, a) => a.indexOf(h) === i).join('; '),
+    hint: problems
+      .map((p) => p.hint)
+      .filter((h, i, a) => a.indexOf(h) === i)
+      .join('; '),
   });
 }
 
@@ -65,7 +68,8 @@ function formatKey(key: (string | number)[]): string {
   if (head === 'tree' && name !== undefined) {
     return `[tree.${name}]${rest.length ? ` ${rest.join('.')}` : ''}`;
   }
-  if (head === 'defaults') return `[defaults]${name !== undefined ? ` ${[name, ...rest].join('.')}` : ''}`;
+  if (head === 'defaults')
+    return `[defaults]${name !== undefined ? ` ${[name, ...rest].join('.')}` : ''}`;
   return key.join('.');
 }
 
@@ -74,7 +78,10 @@ function zodProblems(error: z.ZodError): Problem[] {
     if (issue.code === 'unrecognized_keys') {
       return {
         code: 'E_CONFIG_KEY' as const,
-        key: [...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), issue.keys[0] ?? ''],
+        key: [
+          ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
+          issue.keys[0] ?? '',
+        ],
         message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
         hint: 'remove it or fix its spelling (see the configuration reference in the README)',
       };
@@ -85,7 +92,9 @@ function zodProblems(error: z.ZodError): Problem[] {
     return {
       code: 'E_CONFIG_VALUE' as const,
       key,
-      message: missing ? `missing required key "${last}"` : `bad value for "${last}": ${issue.message}`,
+      message: missing
+        ? `missing required key "${last}"`
+        : `bad value for "${last}": ${issue.message}`,
       hint: missing ? `add ${last} = ... to the table` : `fix the value of ${last}`,
     };
   });
@@ -113,12 +122,18 @@ export function parseConfig(text: string, file: string): TreeConfig[] {
   } catch (e) {
     if (e instanceof TomlError) {
       const msg = e.message.split('\n')[0] ?? 'syntax error';
-      throw new SquashtreeError('E_CONFIG_SYNTAX', `${file}:${e.line}:${e.column}: TOML syntax error: ${msg}`, {
-        path: file,
-        hint: 'fix the syntax at that line (TOML: key = "value", tables as [tree.NAME])',
-      });
+      throw new SquashtreeError(
+        'E_CONFIG_SYNTAX',
+        `${file}:${e.line}:${e.column}: TOML syntax error: ${msg}`,
+        {
+          path: file,
+          hint: 'fix the syntax at that line (TOML: key = "value", tables as [tree.NAME])',
+        },
+      );
     }
-    throw new SquashtreeError('E_CONFIG_SYNTAX', `${file}: cannot parse: ${String(e)}`, { path: file });
+    throw new SquashtreeError('E_CONFIG_SYNTAX', `${file}: cannot parse: ${String(e)}`, {
+      path: file,
+    });
   }
   const locator = new LineLocator(text);
   const parsed = fileSchema.safeParse(data);
@@ -160,31 +175,66 @@ function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): 
   if (s['block-size'] !== undefined) {
     const b = parseBytes(s['block-size']);
     if (b === undefined || !isPowerOfTwo(b) || b < 4096 || b > 1024 * 1024) {
-      bad('block-size', `block-size ${JSON.stringify(s['block-size'])} is not a power of two from 4K to 1M`, 'use one of "4K", "8K", ..., "128K", "1M"');
+      bad(
+        'block-size',
+        `block-size ${JSON.stringify(s['block-size'])} is not a power of two from 4K to 1M`,
+        'use one of "4K", "8K", ..., "128K", "1M"',
+      );
     }
   }
   if (s['tmpfs-size'] !== undefined && parseTmpfsSize(s['tmpfs-size']) === undefined) {
-    bad('tmpfs-size', `tmpfs-size ${JSON.stringify(s['tmpfs-size'])} is not a size`, 'write a size such as "2G", "512M" or "25%" (of RAM)');
+    bad(
+      'tmpfs-size',
+      `tmpfs-size ${JSON.stringify(s['tmpfs-size'])} is not a size`,
+      'write a size such as "2G", "512M" or "25%" (of RAM)',
+    );
   }
   if (s['compression-level'] !== undefined && s.compression !== undefined) {
     const range = LEVEL_RANGE[s.compression];
     const lvl = s['compression-level'];
-    if (!range) bad('compression-level', `${s.compression} takes no compression level`, `remove compression-level or choose ${COMPRESSORS.filter((c) => LEVEL_RANGE[c]).join(', ')}`);
-    else if (lvl < range[0] || lvl > range[1]) bad('compression-level', `level ${lvl} is outside ${range[0]}..${range[1]} for ${s.compression}`, `use a level from ${range[0]} to ${range[1]}`);
+    if (!range)
+      bad(
+        'compression-level',
+        `${s.compression} takes no compression level`,
+        `remove compression-level or choose ${COMPRESSORS.filter((c) => LEVEL_RANGE[c]).join(', ')}`,
+      );
+    else if (lvl < range[0] || lvl > range[1])
+      bad(
+        'compression-level',
+        `level ${lvl} is outside ${range[0]}..${range[1]} for ${s.compression}`,
+        `use a level from ${range[0]} to ${range[1]}`,
+      );
   }
   for (const [i, ex] of (s.exclude ?? []).entries()) {
     if (!isSafeRelative(ex.replace(/\/+$/, ''))) {
-      problems.push({ code: 'E_CONFIG_VALUE', key: [...at, 'exclude', i], message: `exclude entry ${JSON.stringify(ex)} must be a path relative to the tree, without ".."`, hint: 'write paths such as "distfiles" or "metadata/md5-cache"' });
+      problems.push({
+        code: 'E_CONFIG_VALUE',
+        key: [...at, 'exclude', i],
+        message: `exclude entry ${JSON.stringify(ex)} must be a path relative to the tree, without ".."`,
+        hint: 'write paths such as "distfiles" or "metadata/md5-cache"',
+      });
     }
   }
   if (s.upper !== undefined && s.upper !== 'tmpfs' && !isAbsolute(s.upper)) {
-    bad('upper', `upper ${JSON.stringify(s.upper)} is neither "tmpfs" nor an absolute path`, 'write upper = "tmpfs" or an absolute directory such as "/var/tmp/squashtree/NAME"');
+    bad(
+      'upper',
+      `upper ${JSON.stringify(s.upper)} is neither "tmpfs" nor an absolute path`,
+      'write upper = "tmpfs" or an absolute directory such as "/var/tmp/squashtree/NAME"',
+    );
   }
   if (s.store !== undefined && !isAbsolute(s.store)) {
-    bad('store', `store ${JSON.stringify(s.store)} is not an absolute path`, 'write an absolute path such as "/var/lib/squashtree/NAME"');
+    bad(
+      'store',
+      `store ${JSON.stringify(s.store)} is not an absolute path`,
+      'write an absolute path such as "/var/lib/squashtree/NAME"',
+    );
   }
   if (s.dir !== undefined && !isAbsolute(s.dir)) {
-    bad('dir', `dir ${JSON.stringify(s.dir)} is not an absolute path`, 'write an absolute path such as "/var/db/repos/gentoo"');
+    bad(
+      'dir',
+      `dir ${JSON.stringify(s.dir)} is not an absolute path`,
+      'write an absolute path such as "/var/db/repos/gentoo"',
+    );
   } else if (s.dir !== undefined && normalize(s.dir) === '/') {
     bad('dir', 'dir must not be the root directory', 'choose the directory of the tree itself');
   }
@@ -200,7 +250,9 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
       problems.push({
         code: 'E_CONFIG_VALUE',
         key: ['tree', name, 'compression-level'],
-        message: range ? `level ${level} is outside ${range[0]}..${range[1]} for ${compression}` : `${compression} takes no compression level`,
+        message: range
+          ? `level ${level} is outside ${range[0]}..${range[1]} for ${compression}`
+          : `${compression} takes no compression level`,
         hint: 'fix compression-level or the compression it applies to',
       });
       return undefined;
@@ -209,14 +261,18 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
   const upperRaw = t.upper ?? BUILTIN_DEFAULTS.upper;
   const upper: UpperConfig =
     upperRaw === 'tmpfs'
-      ? { kind: 'tmpfs', size: parseTmpfsSize(t['tmpfs-size'] ?? BUILTIN_DEFAULTS.tmpfsSize) ?? '25%' }
+      ? {
+          kind: 'tmpfs',
+          size: parseTmpfsSize(t['tmpfs-size'] ?? BUILTIN_DEFAULTS.tmpfsSize) ?? '25%',
+        }
       : { kind: 'dir', path: normalize(upperRaw).replace(/\/+$/, '') };
   const onStop = t['on-stop'] ?? BUILTIN_DEFAULTS.onStop;
   if (onStop === 'keep' && upper.kind === 'tmpfs') {
     problems.push({
       code: 'E_CONFIG_VALUE',
       key: ['tree', name, 'on-stop'],
-      message: 'on-stop = "keep" needs an upper on disk: a tmpfs upper is gone once the tree is stopped',
+      message:
+        'on-stop = "keep" needs an upper on disk: a tmpfs upper is gone once the tree is stopped',
       hint: 'set upper to an absolute directory on disk, or use on-stop = "commit"',
     });
     return undefined;
@@ -227,7 +283,8 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
     store: normalize(t.store ?? join(DEFAULT_STORE_ROOT, name)).replace(/(.)\/+$/, '$1'),
     compression,
     compressionLevel: level,
-    blockSize: parseBytes(t['block-size'] ?? BUILTIN_DEFAULTS.blockSize) ?? BUILTIN_DEFAULTS.blockSize,
+    blockSize:
+      parseBytes(t['block-size'] ?? BUILTIN_DEFAULTS.blockSize) ?? BUILTIN_DEFAULTS.blockSize,
     mksquashfsArgs: t['mksquashfs-args'] ?? [],
     exclude: (t.exclude ?? []).map((e) => e.replace(/\/+$/, '')),
     upper,
@@ -258,7 +315,10 @@ function checkOverlaps(trees: TreeConfig[], problems: Problem[]): void {
         }
       }
     }
-    for (const [what, p] of [['store', a.store], ['upper', a.upper.kind === 'dir' ? a.upper.path : '']] as const) {
+    for (const [what, p] of [
+      ['store', a.store],
+      ['upper', a.upper.kind === 'dir' ? a.upper.path : ''],
+    ] as const) {
       if (p && (isWithin(p, a.dir) || isWithin(a.dir, p))) {
         problems.push({
           code: 'E_CONFIG_OVERLAP',

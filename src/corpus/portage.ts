@@ -15,11 +15,49 @@ export interface RepoShape {
   seed: number;
 }
 
-const WORDS = ['lib', 'net', 'x11', 'media', 'dev', 'sys', 'app', 'games', 'sci', 'www', 'mail', 'kde', 'gnome', 'perl', 'python'];
-const KINDS = ['misc', 'util', 'libs', 'tools', 'plugins', 'servers', 'clients', 'fonts', 'admin', 'text'];
+const WORDS = [
+  'lib',
+  'net',
+  'x11',
+  'media',
+  'dev',
+  'sys',
+  'app',
+  'games',
+  'sci',
+  'www',
+  'mail',
+  'kde',
+  'gnome',
+  'perl',
+  'python',
+];
+const KINDS = [
+  'misc',
+  'util',
+  'libs',
+  'tools',
+  'plugins',
+  'servers',
+  'clients',
+  'fonts',
+  'admin',
+  'text',
+];
 const LICENSES = ['GPL-2', 'GPL-3+', 'MIT', 'BSD', 'Apache-2.0', 'LGPL-2.1+', 'MPL-2.0'];
 const KEYWORDS = ['amd64', '~arm64', '~riscv', 'x86', '~ppc64'];
-const USE = ['doc', 'test', 'ssl', 'ipv6', 'X', 'wayland', 'static-libs', 'debug', 'examples', 'nls'];
+const USE = [
+  'doc',
+  'test',
+  'ssl',
+  'ipv6',
+  'X',
+  'wayland',
+  'static-libs',
+  'debug',
+  'examples',
+  'nls',
+];
 
 export function categoryName(r: Random, i: number): string {
   return `${r.pick(WORDS)}-${r.pick(KINDS)}${i}`;
@@ -45,7 +83,11 @@ function ebuild(r: Random, pkg: string, ver: string): string {
     `IUSE="${use.join(' ')}"`,
     '',
     'RDEPEND="',
-    ...Array.from({ length: r.int(1, 8) }, () => `\t>=${r.pick(WORDS)}-${r.pick(KINDS)}/${r.pick(WORDS)}${r.int(1, 99)}-${r.int(0, 9)}.${r.int(0, 20)}`),
+    ...Array.from(
+      { length: r.int(1, 8) },
+      () =>
+        `\t>=${r.pick(WORDS)}-${r.pick(KINDS)}/${r.pick(WORDS)}${r.int(1, 99)}-${r.int(0, 9)}.${r.int(0, 20)}`,
+    ),
     '"',
     'DEPEND="${RDEPEND}"',
     '',
@@ -55,13 +97,17 @@ function ebuild(r: Random, pkg: string, ver: string): string {
     '}',
     '',
   ];
-  for (let i = r.int(0, 30); i > 0; i--) lines.push(`\t# ${r.pick(WORDS)} ${r.pick(KINDS)} ${r.hex(8)} handling for ${pkg}`);
+  for (let i = r.int(0, 30); i > 0; i--)
+    lines.push(`\t# ${r.pick(WORDS)} ${r.pick(KINDS)} ${r.hex(8)} handling for ${pkg}`);
   return `${lines.join('\n')}\n`;
 }
 
 function manifest(r: Random, pkg: string, versions: string[]): string {
   return versions
-    .map((v) => `DIST ${pkg}-${v}.tar.gz ${r.int(10_000, 90_000_000)} BLAKE2B ${r.hex(128)} SHA512 ${r.hex(128)}\n`)
+    .map(
+      (v) =>
+        `DIST ${pkg}-${v}.tar.gz ${r.int(10_000, 90_000_000)} BLAKE2B ${r.hex(128)} SHA512 ${r.hex(128)}\n`,
+    )
     .join('');
 }
 
@@ -104,7 +150,12 @@ export interface RepoStats {
 export const BASE_MTIME = new Date('2026-08-01T00:00:00Z');
 export const SYNC_MTIME = new Date('2026-08-02T00:00:00Z');
 
-async function write(path: string, text: string, stats: RepoStats, mtime = BASE_MTIME): Promise<void> {
+async function write(
+  path: string,
+  text: string,
+  stats: RepoStats,
+  mtime = BASE_MTIME,
+): Promise<void> {
   await fsp.writeFile(path, text);
   await fsp.utimes(path, mtime, mtime);
   stats.files++;
@@ -112,13 +163,23 @@ async function write(path: string, text: string, stats: RepoStats, mtime = BASE_
 }
 
 /** Write a package dir (ebuilds, Manifest, metadata.xml, maybe files/) and its md5-cache entries. */
-async function writePackage(root: string, r: Random, cat: string, pkg: string, stats: RepoStats, mtime = BASE_MTIME): Promise<void> {
+async function writePackage(
+  root: string,
+  r: Random,
+  cat: string,
+  pkg: string,
+  stats: RepoStats,
+  mtime = BASE_MTIME,
+): Promise<void> {
   const dir = join(root, cat, pkg);
   await fsp.mkdir(dir, { recursive: true });
   await fsp.mkdir(join(root, 'metadata', 'md5-cache', cat), { recursive: true });
   // Text is drawn from the generator in a fixed order, then written concurrently.
   const files: [string, string][] = [];
-  const versions = Array.from({ length: r.int(1, 3) }, () => `${r.int(0, 9)}.${r.int(0, 30)}.${r.int(0, 9)}`).filter((v, i, a) => a.indexOf(v) === i);
+  const versions = Array.from(
+    { length: r.int(1, 3) },
+    () => `${r.int(0, 9)}.${r.int(0, 30)}.${r.int(0, 9)}`,
+  ).filter((v, i, a) => a.indexOf(v) === i);
   for (const v of versions) {
     files.push([join(dir, `${pkg}-${v}.ebuild`), ebuild(r, pkg, v)]);
     files.push([join(root, 'metadata', 'md5-cache', cat, `${pkg}-${v}`), md5cache(r, cat, pkg, v)]);
@@ -127,7 +188,10 @@ async function writePackage(root: string, r: Random, cat: string, pkg: string, s
   files.push([join(dir, 'metadata.xml'), metadataXml(r, pkg)]);
   if (r.chance(0.25)) {
     await fsp.mkdir(join(dir, 'files'), { recursive: true });
-    files.push([join(dir, 'files', `${pkg}-fix-build.patch`), `--- a/Makefile\n+++ b/Makefile\n@@ -1,3 +1,3 @@\n-CFLAGS=-O2\n+CFLAGS+=${r.hex(6)}\n`]);
+    files.push([
+      join(dir, 'files', `${pkg}-fix-build.patch`),
+      `--- a/Makefile\n+++ b/Makefile\n@@ -1,3 +1,3 @@\n-CFLAGS=-O2\n+CFLAGS+=${r.hex(6)}\n`,
+    ]);
   }
   await Promise.all(files.map(([p, text]) => write(p, text, stats, mtime)));
   stats.packages.push(`${cat}/${pkg}`);
@@ -166,7 +230,12 @@ export interface SyncStats {
  * removed packages, and one package dir removed and recreated (a directory
  * replaced). Applying it to two copies gives two equal trees.
  */
-export async function applySync(root: string, base: RepoStats, seed: number, packages: number): Promise<SyncStats> {
+export async function applySync(
+  root: string,
+  base: RepoStats,
+  seed: number,
+  packages: number,
+): Promise<SyncStats> {
   const r = new Random(seed);
   const stats: SyncStats = { added: 0, changed: 0, deleted: 0, replacedDirs: 0 };
   const sink: RepoStats = { files: 0, bytes: 0, packages: [] };
@@ -189,7 +258,8 @@ export async function applySync(root: string, base: RepoStats, seed: number, pac
       const v = `${r.int(10, 19)}.${r.int(0, 9)}`;
       await fsp.writeFile(join(dir, `${pkg}-${v}.ebuild`), ebuild(r, pkg, v));
       await fsp.appendFile(join(dir, 'Manifest'), manifest(r, pkg, [v]));
-      for (const f of [`${pkg}-${v}.ebuild`, 'Manifest']) await fsp.utimes(join(dir, f), SYNC_MTIME, SYNC_MTIME);
+      for (const f of [`${pkg}-${v}.ebuild`, 'Manifest'])
+        await fsp.utimes(join(dir, f), SYNC_MTIME, SYNC_MTIME);
       stats.added++;
       stats.changed++;
     }

@@ -55,7 +55,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const rep = opts.reporter ?? silentReporter;
   const work = await fsp.mkdtemp(join(tmpdir(), 'squashtree-demo-'));
   const steps: DemoStep[] = [];
-  const timed = async <T>(step: string, fn: () => Promise<T>, detail: (r: T) => string): Promise<T> => {
+  const timed = async <T>(
+    step: string,
+    fn: () => Promise<T>,
+    detail: (r: T) => string,
+  ): Promise<T> => {
     const t0 = performance.now();
     const r = await fn();
     const s = { step, detail: detail(r), ms: performance.now() - t0 };
@@ -67,50 +71,106 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const expected = join(work, 'expected');
   const configPath = join(work, 'squashtree.toml');
   const stateDir = join(work, 'state');
-  const shape = { categories: opts.categories ?? 16, packagesPerCategory: opts.packagesPerCategory ?? 60, seed: 2026 };
+  const shape = {
+    categories: opts.categories ?? 16,
+    packagesPerCategory: opts.packagesPerCategory ?? 60,
+    seed: 2026,
+  };
   let cleanedUp = false;
   try {
-    const base = await timed('generate a portage-like tree', async () => {
-      await generateRepo(expected, shape);
-      return generateRepo(tree, shape);
-    }, (s) => `${s.files} files in ${s.packages.length} packages, ${(s.bytes / 1e6).toFixed(1)} MB of text`);
+    const base = await timed(
+      'generate a portage-like tree',
+      async () => {
+        await generateRepo(expected, shape);
+        return generateRepo(tree, shape);
+      },
+      (s) =>
+        `${s.files} files in ${s.packages.length} packages, ${(s.bytes / 1e6).toFixed(1)} MB of text`,
+    );
     const diskBefore = await dirBytes(tree);
 
-    const init = await timed('init: pack it into a verified SquashFS image', async () => {
-      const config = await loadConfig(configPath);
-      return initTree({
-        config,
-        stateDir,
-        name: 'demo',
-        dir: tree,
-        settings: { store: join(work, 'store'), compression: 'gzip' },
-        removeSource: true,
-        reporter: silentReporter,
-        lockWaitSeconds: 30,
-      });
-    }, (r) => `${(r.imageBytes / 1e6).toFixed(2)} MB image for ${(diskBefore / 1e6).toFixed(1)} MB on disk (${Math.round((1 - r.imageBytes / diskBefore) * 100)}% saved); source files removed after verification`);
+    const init = await timed(
+      'init: pack it into a verified SquashFS image',
+      async () => {
+        const config = await loadConfig(configPath);
+        return initTree({
+          config,
+          stateDir,
+          name: 'demo',
+          dir: tree,
+          settings: { store: join(work, 'store'), compression: 'gzip' },
+          removeSource: true,
+          reporter: silentReporter,
+          lockWaitSeconds: 30,
+        });
+      },
+      (r) =>
+        `${(r.imageBytes / 1e6).toFixed(2)} MB image for ${(diskBefore / 1e6).toFixed(1)} MB on disk (${Math.round((1 - r.imageBytes / diskBefore) * 100)}% saved); source files removed after verification`,
+    );
 
     const cfg = (await loadConfig(configPath)).trees[0];
     if (!cfg) throw new SquashtreeError('E_INTERNAL', 'demo tree missing from its config');
     const t = new Tree(cfg, stateDir, silentReporter, 30);
-    await timed('start: mount image read-only + tmpfs upper + overlay', () => t.start(), (r) => `generation ${r.generation} mounted on ${tree}`);
-    const sync = await timed('simulated sync (new, changed, deleted files, a directory replaced)', async () => {
-      await applySync(expected, base, 7, 60);
-      return applySync(tree, base, 7, 60);
-    }, (s) => `${s.added} version bumps, ${s.deleted} packages removed, ${s.replacedDirs} package dirs replaced`);
-    void sync;
-    const commit = await timed('commit: pack only the upper into a layer', () => t.commit(), (r) => `${r.pendingFiles} changes in a ${(r.layerBytes / 1024).toFixed(0)} KiB layer`);
-    const full = await timed('for comparison: a full re-pack of the tree (the old recipe)', async () => {
-      const t0 = performance.now();
-      await run('mksquashfs', [tree, join(work, 'full.sqfs'), '-noappend', '-quiet', '-no-progress', '-comp', 'gzip']);
-      return performance.now() - t0;
-    }, (ms) => `commit took ${Math.round(commit.durationMs)} ms against ${Math.round(ms)} ms for a full mksquashfs`);
-    await timed('stop', () => t.stop(), () => 'overlay, image and tmpfs unmounted');
-    await timed('start again', () => t.start(), (r) => `generation ${r.generation} with ${r.layers} images`);
-    const cmp = await timed('content check against an unmanaged copy', () => compareTrees(expected, tree, { contents: true }), (c) =>
-      c.differences.length === 0 ? `identical: ${c.entries} entries, every file hashed` : `${c.differences.length} DIFFERENCES, first ${c.differences[0]?.path ?? ''}`,
+    await timed(
+      'start: mount image read-only + tmpfs upper + overlay',
+      () => t.start(),
+      (r) => `generation ${r.generation} mounted on ${tree}`,
     );
-    await timed('stop', () => t.stop(), () => 'unmounted');
+    await timed(
+      'simulated sync (new, changed, deleted files, a directory replaced)',
+      async () => {
+        await applySync(expected, base, 7, 60);
+        return applySync(tree, base, 7, 60);
+      },
+      (s) =>
+        `${s.added} version bumps, ${s.deleted} packages removed, ${s.replacedDirs} package dirs replaced`,
+    );
+    const commit = await timed(
+      'commit: pack only the upper into a layer',
+      () => t.commit(),
+      (r) => `${r.pendingFiles} changes in a ${(r.layerBytes / 1024).toFixed(0)} KiB layer`,
+    );
+    const full = await timed(
+      'for comparison: a full re-pack of the tree (the old recipe)',
+      async () => {
+        const t0 = performance.now();
+        await run('mksquashfs', [
+          tree,
+          join(work, 'full.sqfs'),
+          '-noappend',
+          '-quiet',
+          '-no-progress',
+          '-comp',
+          'gzip',
+        ]);
+        return performance.now() - t0;
+      },
+      (ms) =>
+        `commit took ${Math.round(commit.durationMs)} ms against ${Math.round(ms)} ms for a full mksquashfs`,
+    );
+    await timed(
+      'stop',
+      () => t.stop(),
+      () => 'overlay, image and tmpfs unmounted',
+    );
+    await timed(
+      'start again',
+      () => t.start(),
+      (r) => `generation ${r.generation} with ${r.layers} images`,
+    );
+    const cmp = await timed(
+      'content check against an unmanaged copy',
+      () => compareTrees(expected, tree, { contents: true }),
+      (c) =>
+        c.differences.length === 0
+          ? `identical: ${c.entries} entries, every file hashed`
+          : `${c.differences.length} DIFFERENCES, first ${c.differences[0]?.path ?? ''}`,
+    );
+    await timed(
+      'stop',
+      () => t.stop(),
+      () => 'unmounted',
+    );
     const st = await t.status();
     return {
       workDir: work,
@@ -131,7 +191,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 
 /** Unmount anything left below the demo's dir, free its loops, delete it. */
 async function cleanup(work: string, keep = false): Promise<void> {
-  for (const m of mountsUnder(await readMounts(), work)) await unmount(m.mountPoint, { lazy: true });
+  for (const m of mountsUnder(await readMounts(), work))
+    await unmount(m.mountPoint, { lazy: true });
   await detachStaleLoops(work);
   if (!keep) await fsp.rm(work, { recursive: true, force: true });
 }

@@ -33,8 +33,10 @@ export interface RunResult {
 
 /** Debian/Gentoo package that provides each program we call, for the "not found" hint. */
 const PROVIDERS: Record<string, string> = {
-  mksquashfs: 'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
-  unsquashfs: 'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
+  mksquashfs:
+    'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
+  unsquashfs:
+    'squashfs-tools (Debian: apt-get install squashfs-tools; Gentoo: emerge sys-fs/squashfs-tools)',
   mount: 'util-linux',
   umount: 'util-linux',
   losetup: 'util-linux',
@@ -120,7 +122,9 @@ export async function run(
   running.delete(child);
   const ok = opts.okCodes ?? [0];
   if (result.signal !== null || !ok.includes(result.code)) {
-    const how = result.signal ? `was killed by ${result.signal}` : `exited with status ${result.code}`;
+    const how = result.signal
+      ? `was killed by ${result.signal}`
+      : `exited with status ${result.code}`;
     const last = lastLine(result.stderr) || lastLine(result.stdout);
     throw new SquashtreeError('E_COMMAND', `${cmd} ${how}${last ? `: ${last}` : ''}`, {
       command: line,

@@ -26,7 +26,10 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export function tempName(target: string, tag = 'tmp'): string {
-  return join(dirname(target), `.${basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(
+    dirname(target),
+    `.${basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 /** Atomically replace `path` with `data` (mode defaults to 0644). */

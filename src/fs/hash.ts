@@ -1,9 +1,22 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import type { Buffer } from 'node:buffer';
+
+const SMALL = 4 << 20;
 
 export async function sha256File(path: string | Buffer): Promise<string> {
   const h = createHash('sha256');
+  // One read for small files: a stream per file costs more than the hashing.
+  const fh = await fsp.open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size <= SMALL) {
+      h.update(await fh.readFile());
+      return h.digest('hex');
+    }
+  } finally {
+    await fh.close();
+  }
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     h.update(chunk as Buffer);
   }

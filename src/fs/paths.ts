@@ -28,7 +28,8 @@ export function displayPath(rel: string): string {
     }
     return out;
   }
-  for (const b of buf) out += b < 0x20 || b >= 0x7f || b === 0x5c ? escapeByte(b) : String.fromCharCode(b);
+  for (const b of buf)
+    out += b < 0x20 || b >= 0x7f || b === 0x5c ? escapeByte(b) : String.fromCharCode(b);
   return out;
 }
 

@@ -71,7 +71,11 @@ export async function checkOwnedDir(abs: string, mode: number): Promise<void> {
   }
   if (!st.isDirectory()) throw unsafe(abs, 'it is not a directory', `remove or move ${abs}`);
   if (st.uid !== myUid()) {
-    throw unsafe(abs, `it is owned by uid ${st.uid}, not by us`, `remove ${abs}; squashtree creates it itself`);
+    throw unsafe(
+      abs,
+      `it is owned by uid ${st.uid}, not by us`,
+      `remove ${abs}; squashtree creates it itself`,
+    );
   }
   const forbidden = mode === 0o700 ? 0o077 : 0o022;
   if ((st.mode & forbidden) !== 0) {

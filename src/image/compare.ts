@@ -33,8 +33,13 @@ function metaDiff(a: Entry, b: Entry): string | undefined {
   if (a.uid !== b.uid || a.gid !== b.gid) return `owner ${a.uid}:${a.gid} != ${b.uid}:${b.gid}`;
   if (a.type === 'file' && a.size !== b.size) return `size ${a.size} != ${b.size}`;
   if (a.type === 'symlink' && a.target !== b.target) return 'symlink target differs';
-  if ((a.type === 'char' || a.type === 'block') && a.rdev !== b.rdev) return 'device number differs';
-  if (a.path !== '' && a.type !== 'dir' && a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n) {
+  if ((a.type === 'char' || a.type === 'block') && a.rdev !== b.rdev)
+    return 'device number differs';
+  if (
+    a.path !== '' &&
+    a.type !== 'dir' &&
+    a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n
+  ) {
     return 'mtime differs';
   }
   return undefined;
@@ -72,7 +77,8 @@ export async function compareTrees(
   for (const extra of actMap.keys()) add(extra, 'unexpected');
   // Hard links: paths that share an inode in one tree must share one in the other.
   const groups = new Map<bigint, Entry[]>();
-  for (const e of exp) if (e.type === 'file' && e.nlink > 1) groups.set(e.ino, [...(groups.get(e.ino) ?? []), e]);
+  for (const e of exp)
+    if (e.type === 'file' && e.nlink > 1) groups.set(e.ino, [...(groups.get(e.ino) ?? []), e]);
   const actByPath = byPath(act);
   for (const g of groups.values()) {
     const inos = new Set(g.map((e) => actByPath.get(e.path)?.ino));
@@ -80,7 +86,10 @@ export async function compareTrees(
   }
   if (opts.contents && diffs.length === 0) {
     const bad = await mapLimit(bothFiles, 8, async ([e]) => {
-      const [h1, h2] = await Promise.all([sha256File(fsPath(expectedRoot, e.path)), sha256File(fsPath(actualRoot, e.path))]);
+      const [h1, h2] = await Promise.all([
+        sha256File(fsPath(expectedRoot, e.path)),
+        sha256File(fsPath(actualRoot, e.path)),
+      ]);
       return h1 === h2 ? undefined : e.path;
     });
     for (const p of bad) if (p !== undefined) add(p, 'content differs');

@@ -37,12 +37,21 @@ const DATA_LOSS = [
 
 export function compressorArgs(s: PackSettings): string[] {
   const args = ['-comp', s.compression, '-b', String(s.blockSize)];
-  if (s.compressionLevel !== undefined) args.push('-Xcompression-level', String(s.compressionLevel));
+  if (s.compressionLevel !== undefined)
+    args.push('-Xcompression-level', String(s.compressionLevel));
   return args;
 }
 
 export function mksquashfsArgs(o: BuildOptions): string[] {
-  const args = [o.source, o.output, '-noappend', '-xattrs', '-progress', ...compressorArgs(o), ...o.extraArgs];
+  const args = [
+    o.source,
+    o.output,
+    '-noappend',
+    '-xattrs',
+    '-progress',
+    ...compressorArgs(o),
+    ...o.extraArgs,
+  ];
   // -e takes every argument after it, so it must come last.
   if (o.exclude && o.exclude.length > 0) args.push('-e', ...o.exclude);
   return args;
@@ -65,10 +74,14 @@ export async function buildImage(o: BuildOptions): Promise<void> {
     hint: 'check free space in the store and the compression settings (squashtree doctor)',
   });
   if (losses.length > 0) {
-    throw new SquashtreeError('E_PACK', `mksquashfs could not read every file: ${losses[0] ?? ''}`, {
-      command: `mksquashfs ${mksquashfsArgs(o).join(' ')}`,
-      stderr: losses.slice(0, 20).join('\n'),
-      hint: 'the source changed while it was packed; nothing was published, try again when it is idle',
-    });
+    throw new SquashtreeError(
+      'E_PACK',
+      `mksquashfs could not read every file: ${losses[0] ?? ''}`,
+      {
+        command: `mksquashfs ${mksquashfsArgs(o).join(' ')}`,
+        stderr: losses.slice(0, 20).join('\n'),
+        hint: 'the source changed while it was packed; nothing was published, try again when it is idle',
+      },
+    );
   }
 }

@@ -30,15 +30,29 @@ function firstDifference(a: readonly Entry[], b: readonly Entry[]): string | und
   return undefined;
 }
 
-export async function captureUpper(upperData: string, stage: string, attempts = 4): Promise<Capture> {
+export async function captureUpper(
+  upperData: string,
+  stage: string,
+  attempts = 4,
+): Promise<Capture> {
   let changed = '';
   for (let i = 1; i <= attempts; i++) {
     await fsp.rm(stage, { recursive: true, force: true });
     const pre = await scanUpper(upperData);
     // Explicit --preserve=xattr makes a lost xattr (an opaque dir marker) an error.
-    await run('cp', ['-dR', '--preserve=mode,ownership,timestamps,links,xattr', '--no-target-directory', upperData, stage], {
-      hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
-    });
+    await run(
+      'cp',
+      [
+        '-dR',
+        '--preserve=mode,ownership,timestamps,links,xattr',
+        '--no-target-directory',
+        upperData,
+        stage,
+      ],
+      {
+        hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
+      },
+    );
     const post = await scanUpper(upperData);
     const diff = firstDifference(pre, post);
     if (diff === undefined) return { entries: pre, attempts: i };
@@ -46,7 +60,11 @@ export async function captureUpper(upperData: string, stage: string, attempts = 
     await new Promise((r) => setTimeout(r, 200 * i));
   }
   await fsp.rm(stage, { recursive: true, force: true });
-  throw new SquashtreeError('E_CAPTURE', `the tree kept changing while its changes were captured (last: ${changed})`, {
-    hint: 'nothing was committed; run the commit again once the writer is done, or use squashtree run NAME -- COMMAND',
-  });
+  throw new SquashtreeError(
+    'E_CAPTURE',
+    `the tree kept changing while its changes were captured (last: ${changed})`,
+    {
+      hint: 'nothing was committed; run the commit again once the writer is done, or use squashtree run NAME -- COMMAND',
+    },
+  );
 }

@@ -83,13 +83,18 @@ export async function computeChanges(
       if (lower?.type === 'file') bytesDelta -= lower.size;
     }
     if (e.type === 'dir' && lower?.type === 'dir' && mergedRoot) {
-      // Lower entries the upper does not mention: gone from the merged view means opaque.
+      // Lower entries the upper does not mention: opacity is all or nothing per dir,
+      // so one of them missing from the merged view means all of them are hidden.
       const names = await fsp.readdir(fsPath(lowerRoot, e.path), { encoding: 'buffer' });
-      for (const n of names) {
-        const rel = joinRel(e.path, n.toString('latin1'));
-        if (upper.has(rel) || (await exists(mergedRoot, rel))) continue;
-        const hidden = await tryDescribe(lowerRoot, rel);
-        if (hidden) await removeLowerTree(rel, hidden);
+      const hidden = names
+        .map((n) => joinRel(e.path, n.toString('latin1')))
+        .filter((rel) => !upper.has(rel));
+      const first = hidden[0];
+      if (first !== undefined && !(await exists(mergedRoot, first))) {
+        for (const rel of hidden) {
+          const h = await tryDescribe(lowerRoot, rel);
+          if (h) await removeLowerTree(rel, h);
+        }
       }
     }
   }

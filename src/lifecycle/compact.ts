@@ -4,7 +4,12 @@
  * tree it compacts the images under the session's upper; the session then
  * stands on the new base, which holds the same content.
  */
-import { currentGeneration, imageFileName, writeManifest, type Generation } from '../store/manifest.js';
+import {
+  currentGeneration,
+  imageFileName,
+  writeManifest,
+  type Generation,
+} from '../store/manifest.js';
 import { cleanupTemps, collectGarbage } from '../store/store.js';
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
 import { fault } from './faults.js';
@@ -34,13 +39,22 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
   const cur = currentGeneration(m);
-  const sizeOf = (files: readonly string[]): number => files.reduce((n, f) => n + (m.images[f]?.bytes ?? 0), 0);
+  const sizeOf = (files: readonly string[]): number =>
+    files.reduce((n, f) => n + (m.images[f]?.bytes ?? 0), 0);
   const mounted = obs.state === 'mounted' && obs.session !== null;
   const session = obs.session;
   // On a mounted tree the session's images are compacted; its own layer (if committed) stays on top.
-  const sessionLayer = mounted && session?.committedGeneration === m.current ? cur.images[cur.images.length - 1] : undefined;
+  const sessionLayer =
+    mounted && session?.committedGeneration === m.current
+      ? cur.images[cur.images.length - 1]
+      : undefined;
   const toPack = mounted && session ? session.lower : cur.images;
-  const result = (compacted: boolean, generation: number, after: readonly string[], reason?: string): CompactResult => ({
+  const result = (
+    compacted: boolean,
+    generation: number,
+    after: readonly string[],
+    reason?: string,
+  ): CompactResult => ({
     tree: tree.name,
     compacted,
     ...(reason ? { reason } : {}),
@@ -51,11 +65,26 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     bytesAfter: sizeOf(after),
     durationMs: performance.now() - t0,
   });
-  if (mounted && session?.committedGeneration != null && session.committedGeneration !== m.current) {
-    return result(false, m.current, cur.images, 'the mounted session does not match the current generation; stop and start the tree first');
+  if (
+    mounted &&
+    session?.committedGeneration != null &&
+    session.committedGeneration !== m.current
+  ) {
+    return result(
+      false,
+      m.current,
+      cur.images,
+      'the mounted session does not match the current generation; stop and start the tree first',
+    );
   }
   if (toPack.length <= 1) return result(false, m.current, cur.images, 'already a single image');
-  if (obs.state === 'interrupted') return result(false, m.current, cur.images, 'an interrupted session is pending; start the tree first');
+  if (obs.state === 'interrupted')
+    return result(
+      false,
+      m.current,
+      cur.images,
+      'an interrupted session is pending; start the tree first',
+    );
   await cleanupTemps(tree.store);
 
   const number = m.lastGeneration + 1;
@@ -66,7 +95,12 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     view = lowerViewPath(ctx, toPack.length);
   } else {
     const paths = await checkImages(tree.store, m, toPack, layout.verifiedCache);
-    const stack = await mountStack(paths, (i) => join(layout.scratch, String(i)), join(layout.scratch, 'view'), extraMountOptions(tree));
+    const stack = await mountStack(
+      paths,
+      (i) => join(layout.scratch, String(i)),
+      join(layout.scratch, 'view'),
+      extraMountOptions(tree),
+    );
     view = stack.view;
     unmountScratch = stack.unmount;
   }

@@ -17,7 +17,8 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
   const { tree, layout } = ctx;
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
-  if (!obs.session || (obs.state !== 'mounted' && obs.state !== 'interrupted')) return { tree: tree.name, changes: [] };
+  if (!obs.session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
+    return { tree: tree.name, changes: [] };
   const entries = await scanUpper(layout.upperData);
   if (obs.state === 'mounted') {
     const s = await computeChanges(entries, lowerViewPath(ctx, obs.session.lower.length), tree.dir);
@@ -25,7 +26,12 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
   }
   // An interrupted session: mount its images somewhere private to compare against.
   const paths = await checkImages(tree.store, m, obs.session.lower, layout.verifiedCache);
-  const stack = await mountStack(paths, (i) => join(layout.scratch, String(i)), join(layout.scratch, 'view'), extraMountOptions(tree));
+  const stack = await mountStack(
+    paths,
+    (i) => join(layout.scratch, String(i)),
+    join(layout.scratch, 'view'),
+    extraMountOptions(tree),
+  );
   try {
     const s = await computeChanges(entries, stack.view, undefined);
     return { tree: tree.name, changes: s.changes };

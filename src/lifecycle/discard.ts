@@ -24,9 +24,11 @@ export async function discardLocked(ctx: TreeContext): Promise<DiscardResult> {
   if (obs.state !== 'mounted' && obs.state !== 'interrupted') {
     return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
   }
-  const snap = obs.session?.committedGeneration != null ? await readSnapshot(layout.snapshotFile) : null;
+  const snap =
+    obs.session?.committedGeneration != null ? await readSnapshot(layout.snapshotFile) : null;
   const pending = pendingChanges(await scanUpper(layout.upperData), snap);
-  if (!pending.any) return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
+  if (!pending.any)
+    return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
   const wasMounted = obs.state === 'mounted';
   if (wasMounted) await unmountOverlay(ctx, false, false);
   await releaseSession(ctx, true);

@@ -58,9 +58,16 @@ async function checkDir(dir: string): Promise<void> {
   try {
     st = await fsp.lstat(dir);
   } catch {
-    throw new SquashtreeError('E_SOURCE', `${dir} does not exist`, { path: dir, hint: 'give the directory that holds the tree with --dir' });
+    throw new SquashtreeError('E_SOURCE', `${dir} does not exist`, {
+      path: dir,
+      hint: 'give the directory that holds the tree with --dir',
+    });
   }
-  if (!st.isDirectory()) throw new SquashtreeError('E_SOURCE', `${dir} is not a directory`, { path: dir, hint: 'give a directory with --dir' });
+  if (!st.isDirectory())
+    throw new SquashtreeError('E_SOURCE', `${dir} is not a directory`, {
+      path: dir,
+      hint: 'give a directory with --dir',
+    });
   const top = topMountAt(await readMounts(), dir);
   if (top && (top.fstype === 'overlay' || top.fstype === 'squashfs')) {
     throw new SquashtreeError('E_MOUNTED_ELSEWHERE', `${dir} has a ${top.fstype} mounted on it`, {
@@ -71,17 +78,24 @@ async function checkDir(dir: string): Promise<void> {
 }
 
 /** An adopted image is a base: it must not carry overlay whiteouts. */
-async function checkIsBase(image: string, mountPoint: string): Promise<{ files: number; bytes: number }> {
+async function checkIsBase(
+  image: string,
+  mountPoint: string,
+): Promise<{ files: number; bytes: number }> {
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await mountSquashfs(image, mountPoint);
   try {
     const entries = await walk(mountPoint);
     const wh = entries.find((e) => e.type === 'char' && e.rdev === 0);
     if (wh) {
-      throw new SquashtreeError('E_IMAGE_UNSAFE', `${image} contains an overlay whiteout (${wh.path}); it is a layer, not a base image`, {
-        path: image,
-        hint: 'adopt a complete image (for example a Gentoo repository snapshot), not a layer',
-      });
+      throw new SquashtreeError(
+        'E_IMAGE_UNSAFE',
+        `${image} contains an overlay whiteout (${wh.path}); it is a layer, not a base image`,
+        {
+          path: image,
+          hint: 'adopt a complete image (for example a Gentoo repository snapshot), not a layer',
+        },
+      );
     }
     let files = 0;
     let bytes = 0;
@@ -146,18 +160,27 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
   const tree = trees.find((t) => t.name === name);
   if (!tree) throw new SquashtreeError('E_INTERNAL', 'new tree did not resolve');
   if (trees.some((t) => t !== tree && (isWithin(t.dir, dir) || isWithin(dir, t.dir)))) {
-    throw new SquashtreeError('E_CONFIG_OVERLAP', `${dir} overlaps a tree already configured`, { hint: 'each tree needs its own dir' });
+    throw new SquashtreeError('E_CONFIG_OVERLAP', `${dir} overlaps a tree already configured`, {
+      hint: 'each tree needs its own dir',
+    });
   }
   await checkDir(dir);
   if (await readManifest(tree.store)) {
-    throw new SquashtreeError('E_STORE_EXISTS', `the store ${tree.store} already holds a tree's images`, {
-      path: tree.store,
-      hint: `move it away, or choose another store with --store`,
-    });
+    throw new SquashtreeError(
+      'E_STORE_EXISTS',
+      `the store ${tree.store} already holds a tree's images`,
+      {
+        path: tree.store,
+        hint: `move it away, or choose another store with --store`,
+      },
+    );
   }
-  if (req.fromImage) await fsp.access(req.fromImage).catch(() => {
-    throw new SquashtreeError('E_SOURCE', `image ${req.fromImage ?? ''} does not exist`, { hint: 'give the path of a SquashFS image' });
-  });
+  if (req.fromImage)
+    await fsp.access(req.fromImage).catch(() => {
+      throw new SquashtreeError('E_SOURCE', `image ${req.fromImage ?? ''} does not exist`, {
+        hint: 'give the path of a SquashFS image',
+      });
+    });
 
   const ctx = makeContext(tree, req.stateDir, req.reporter, req.lockWaitSeconds);
   await ensureSecureDir(req.stateDir, { mode: 0o700, parents: true });
@@ -183,7 +206,15 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
         }
         const facts = await imageFacts(tmp);
         await publishFile(tmp, join(tree.store, file));
-        record = { file, kind: 'base' as const, bytes: facts.bytes, sha256: facts.sha256, compression: 'unknown' as const, blockSize: 0, created: new Date().toISOString() };
+        record = {
+          file,
+          kind: 'base' as const,
+          bytes: facts.bytes,
+          sha256: facts.sha256,
+          compression: 'unknown' as const,
+          blockSize: 0,
+          created: new Date().toISOString(),
+        };
       } catch (e) {
         await fsp.rm(tmp, { force: true });
         throw e;
@@ -202,7 +233,8 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
           req.reporter.progress('packing', f);
         },
         onPhase: (p) => {
-          if (p === 'verify') req.reporter.step('verifying the image against the directory (every file)');
+          if (p === 'verify')
+            req.reporter.step('verifying the image against the directory (every file)');
         },
       });
       record = published.record;

@@ -11,7 +11,7 @@ export interface Layout {
   runtime: string;
   lock: string;
   /** Mount point of image i of the stack (0 = base). */
-  image(i: number): string;
+  image: (i: number) => string;
   imagesDir: string;
   /** Read-only view of the whole lower stack (for diff and compaction). */
   lowerView: string;
@@ -26,6 +26,8 @@ export interface Layout {
   verifyMount: string;
   /** Mount points used by compaction of a stopped tree. */
   scratch: string;
+  /** A private tmpfs that holds the copy of the upper a commit packs. */
+  stage: string;
 }
 
 export function layoutFor(stateDir: string, tree: TreeConfig): Layout {
@@ -48,5 +50,6 @@ export function layoutFor(stateDir: string, tree: TreeConfig): Layout {
     verifiedCache: join(runtime, 'verified.json'),
     verifyMount: join(runtime, 'verify'),
     scratch: join(runtime, 'scratch'),
+    stage: join(runtime, 'stage'),
   };
 }

@@ -48,12 +48,17 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Tree
   const st = await fh.stat();
   if (!st.isFile() || st.uid !== (process.geteuid?.() ?? 0)) {
     await fh.close();
-    throw new SquashtreeError('E_UNSAFE_PATH', `lock file ${path} is not a regular file owned by us`, {
-      path,
-      hint: `remove ${path}`,
-    });
+    throw new SquashtreeError(
+      'E_UNSAFE_PATH',
+      `lock file ${path} is not a regular file owned by us`,
+      {
+        path,
+        hint: `remove ${path}`,
+      },
+    );
   }
-  const args = opts.waitSeconds > 0 ? ['-x', '-w', String(opts.waitSeconds), '3'] : ['-x', '-n', '3'];
+  const args =
+    opts.waitSeconds > 0 ? ['-x', '-w', String(opts.waitSeconds), '3'] : ['-x', '-n', '3'];
   try {
     await run('flock', args, { extraFds: [fh.fd], okCodes: [0] });
   } catch (e) {
@@ -65,10 +70,14 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Tree
     }
     await fh.close();
     if (e instanceof SquashtreeError && e.code === 'E_COMMAND') {
-      throw new SquashtreeError('E_LOCKED', `another squashtree is working on this tree${holder ? ` (${holder})` : ''}`, {
-        path,
-        hint: 'wait for it to finish, or pass --wait SECONDS to wait longer',
-      });
+      throw new SquashtreeError(
+        'E_LOCKED',
+        `another squashtree is working on this tree${holder ? ` (${holder})` : ''}`,
+        {
+          path,
+          hint: 'wait for it to finish, or pass --wait SECONDS to wait longer',
+        },
+      );
     }
     throw e;
   }

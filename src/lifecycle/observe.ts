@@ -50,7 +50,8 @@ export async function observe(ctx: TreeContext): Promise<Observation> {
   const ours = top?.fstype === 'overlay' && superOption(top, 'upperdir') === layout.upperData;
   const overlay = ours ? top : undefined;
   const foreignMount = top && !ours ? top : undefined;
-  const upperMounted = layout.upperIsTmpfs && topMountAt(mounts, layout.upperRoot)?.fstype === 'tmpfs';
+  const upperMounted =
+    layout.upperIsTmpfs && topMountAt(mounts, layout.upperRoot)?.fstype === 'tmpfs';
   const upperReachable = layout.upperIsTmpfs ? upperMounted : true;
   const session = await readSession(layout.sessionFile);
   const upperHasData = upperReachable && (await hasEntries(layout.upperData));
@@ -64,9 +65,13 @@ export async function observe(ctx: TreeContext): Promise<Observation> {
 
 export function requireManifest(ctx: TreeContext, o: Observation): Manifest {
   if (!o.manifest) {
-    throw new SquashtreeError('E_NOT_INITIALIZED', `tree "${ctx.tree.name}" has no images in ${ctx.tree.store}`, {
-      hint: `create them with: squashtree init ${ctx.tree.name} --dir ${ctx.tree.dir}`,
-    });
+    throw new SquashtreeError(
+      'E_NOT_INITIALIZED',
+      `tree "${ctx.tree.name}" has no images in ${ctx.tree.store}`,
+      {
+        hint: `create them with: squashtree init ${ctx.tree.name} --dir ${ctx.tree.dir}`,
+      },
+    );
   }
   return o.manifest;
 }

@@ -54,14 +54,21 @@ export async function verifyAgainst(
     const skip = exclude.length
       ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
       : undefined;
-    const result = await compareTrees(source, mountPoint, { contents: true, ...(skip ? { skip } : {}) });
+    const result = await compareTrees(source, mountPoint, {
+      contents: true,
+      ...(skip ? { skip } : {}),
+    });
     if (result.differences.length > 0) {
       const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
-      throw new SquashtreeError('E_VERIFY', `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`, {
-        stderr: d,
-        path: image,
-        hint: 'nothing was published; if the source was being written to, try again when it is idle',
-      });
+      throw new SquashtreeError(
+        'E_VERIFY',
+        `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`,
+        {
+          stderr: d,
+          path: image,
+          hint: 'nothing was published; if the source was being written to, try again when it is idle',
+        },
+      );
     }
     return result;
   } finally {

@@ -26,9 +26,13 @@ export async function rollbackLocked(ctx: TreeContext, to?: number): Promise<Rol
     });
   }
   if (obs.state === 'interrupted') {
-    throw new SquashtreeError('E_PENDING', `tree "${tree.name}" has pending changes from an interrupted session in ${layout.upperData}`, {
-      hint: `start the tree and commit or discard them first`,
-    });
+    throw new SquashtreeError(
+      'E_PENDING',
+      `tree "${tree.name}" has pending changes from an interrupted session in ${layout.upperData}`,
+      {
+        hint: `start the tree and commit or discard them first`,
+      },
+    );
   }
   let target: number;
   if (to !== undefined) {
@@ -36,9 +40,13 @@ export async function rollbackLocked(ctx: TreeContext, to?: number): Promise<Rol
   } else {
     const older = m.generations.filter((g) => g.generation < m.current).map((g) => g.generation);
     if (older.length === 0) {
-      throw new SquashtreeError('E_NO_GENERATION', `tree "${tree.name}" keeps no generation older than ${m.current}`, {
-        hint: `kept generations: ${m.generations.map((g) => g.generation).join(', ')}; raise keep in the config to keep more`,
-      });
+      throw new SquashtreeError(
+        'E_NO_GENERATION',
+        `tree "${tree.name}" keeps no generation older than ${m.current}`,
+        {
+          hint: `kept generations: ${m.generations.map((g) => g.generation).join(', ')}; raise keep in the config to keep more`,
+        },
+      );
     }
     target = Math.max(...older);
   }

@@ -16,7 +16,7 @@ export interface MountedStack {
   /** Read-only merged view of all images. */
   view: string;
   /** Undo in reverse order. */
-  unmount(): Promise<void>;
+  unmount: () => Promise<void>;
 }
 
 /**

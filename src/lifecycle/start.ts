@@ -38,7 +38,10 @@ async function checkTarget(dir: string): Promise<void> {
     });
   }
   if (!st.isDirectory()) {
-    throw new SquashtreeError('E_SOURCE', `the tree's dir ${dir} is not a directory`, { path: dir, hint: 'fix dir in the config' });
+    throw new SquashtreeError('E_SOURCE', `the tree's dir ${dir} is not a directory`, {
+      path: dir,
+      hint: 'fix dir in the config',
+    });
   }
 }
 
@@ -49,6 +52,7 @@ async function clearStaleMounts(ctx: TreeContext): Promise<void> {
   await teardownUnder(layout.lowerView, tree.store);
   await teardownUnder(layout.verifyMount, tree.store);
   await teardownUnder(layout.scratch, tree.store);
+  await teardownUnder(layout.stage, tree.store);
   await detachStaleLoops(tree.store);
 }
 
@@ -67,10 +71,14 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     };
   }
   if (obs.foreignMount) {
-    throw new SquashtreeError('E_MOUNTED_ELSEWHERE', `${tree.dir} already has a ${obs.foreignMount.fstype} mounted on it that squashtree did not make`, {
-      path: tree.dir,
-      hint: `unmount it first (umount ${tree.dir}); if it is an old squash_portage setup, see squashtree doctor`,
-    });
+    throw new SquashtreeError(
+      'E_MOUNTED_ELSEWHERE',
+      `${tree.dir} already has a ${obs.foreignMount.fstype} mounted on it that squashtree did not make`,
+      {
+        path: tree.dir,
+        hint: `unmount it first (umount ${tree.dir}); if it is an old squash_portage setup, see squashtree doctor`,
+      },
+    );
   }
   await checkTarget(tree.dir);
   await ensureSecureDir(layout.runtime, { mode: 0o700 });
@@ -81,14 +89,19 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
   if (obs.session && !resume) await removeSession(layout.sessionFile, layout.snapshotFile);
   if (obs.upperMounted && !resume) await unmount(layout.upperRoot);
   if (!resume && !layout.upperIsTmpfs && obs.upperHasData) {
-    throw new SquashtreeError('E_PENDING', `the upper dir ${layout.upperData} holds files but no session record says what they belong to`, {
-      path: layout.upperData,
-      hint: `move ${layout.upperData} away (nothing in it is applied), then start again`,
-    });
+    throw new SquashtreeError(
+      'E_PENDING',
+      `the upper dir ${layout.upperData} holds files but no session record says what they belong to`,
+      {
+        path: layout.upperData,
+        hint: `move ${layout.upperData} away (nothing in it is applied), then start again`,
+      },
+    );
   }
   const gen = currentGeneration(m);
   const lowerFiles = resume && obs.session ? obs.session.lower : gen.images;
-  if (resume) reporter.step(`resuming the pending changes of an interrupted session in ${layout.upperData}`);
+  if (resume)
+    reporter.step(`resuming the pending changes of an interrupted session in ${layout.upperData}`);
 
   reporter.step(`checking ${lowerFiles.length} image(s)`);
   const paths = await checkImages(tree.store, m, lowerFiles, layout.verifiedCache);
@@ -150,7 +163,10 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     dir: tree.dir,
     alreadyMounted: false,
     resumed: resume,
-    generation: resume && obs.session ? (obs.session.committedGeneration ?? obs.session.generation) : gen.generation,
+    generation:
+      resume && obs.session
+        ? (obs.session.committedGeneration ?? obs.session.generation)
+        : gen.generation,
     layers: lowerFiles.length,
   };
 }

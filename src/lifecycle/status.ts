@@ -33,7 +33,14 @@ export interface TreeStatus {
   pending: { files: number; bytes: number };
   upper: UpperUsage | null;
   lastCommit: { at: string; durationMs: number; generation: number } | null;
-  generations: { generation: number; action: string; created: string; layers: number; bytes: number; current: boolean }[];
+  generations: {
+    generation: number;
+    action: string;
+    created: string;
+    layers: number;
+    bytes: number;
+    current: boolean;
+  }[];
   compression: string;
 }
 
@@ -68,13 +75,17 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
   const active = obs.state === 'mounted' || obs.state === 'interrupted';
   let pending = { files: 0, bytes: 0 };
   if (active && obs.session) {
-    const snap = obs.session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
+    const snap =
+      obs.session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
     const p = pendingChanges(await scanUpper(layout.upperData), snap);
     pending = { files: p.files, bytes: p.bytes };
   }
-  const commits = m ? m.generations.filter((g) => g.action === 'commit').sort((a, b) => b.generation - a.generation) : [];
+  const commits = m
+    ? m.generations.filter((g) => g.action === 'commit').sort((a, b) => b.generation - a.generation)
+    : [];
   const last = commits[0];
-  const bytesOf = (files: readonly string[]): number => files.reduce((n, f) => n + (m?.images[f]?.bytes ?? 0), 0);
+  const bytesOf = (files: readonly string[]): number =>
+    files.reduce((n, f) => n + (m?.images[f]?.bytes ?? 0), 0);
   return {
     name: tree.name,
     dir: tree.dir,
@@ -82,7 +93,8 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
     state: obs.state,
     mounted: obs.state === 'mounted',
     generation: m?.current ?? null,
-    mountedGeneration: obs.session && active ? (obs.session.committedGeneration ?? obs.session.generation) : null,
+    mountedGeneration:
+      obs.session && active ? (obs.session.committedGeneration ?? obs.session.generation) : null,
     layers: cur?.images.length ?? 0,
     imageBytes: cur ? bytesOf(cur.images) : 0,
     storeBytes: await storeBytes(tree.store),
@@ -90,7 +102,9 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
     bytes: cur?.bytes ?? null,
     pending,
     upper: await upperUsage(ctx, active),
-    lastCommit: last ? { at: last.created, durationMs: last.durationMs, generation: last.generation } : null,
+    lastCommit: last
+      ? { at: last.created, durationMs: last.durationMs, generation: last.generation }
+      : null,
     generations: (m?.generations ?? []).map((g) => ({
       generation: g.generation,
       action: g.action,

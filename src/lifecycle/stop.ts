@@ -35,7 +35,10 @@ export interface StopResult {
 }
 
 export function busyError(dir: string, holders: Holder[], committed: boolean): SquashtreeError {
-  const list = holders.slice(0, 10).map((h) => `  pid ${h.pid} (${h.command}): ${h.uses[0] ?? ''}`).join('\n');
+  const list = holders
+    .slice(0, 10)
+    .map((h) => `  pid ${h.pid} (${h.command}): ${h.uses[0] ?? ''}`)
+    .join('\n');
   return new SquashtreeError(
     'E_BUSY',
     `${dir} is busy${holders.length ? `; held by ${holders.length} process(es):\n${list}` : ''}`,
@@ -47,17 +50,26 @@ export function busyError(dir: string, holders: Holder[], committed: boolean): S
   );
 }
 
-export async function unmountOverlay(ctx: TreeContext, lazy: boolean, committed: boolean): Promise<void> {
+export async function unmountOverlay(
+  ctx: TreeContext,
+  lazy: boolean,
+  committed: boolean,
+): Promise<void> {
   try {
     await unmount(ctx.tree.dir, { lazy });
   } catch (e) {
-    if (e instanceof BusyError) throw busyError(ctx.tree.dir, await findHolders(ctx.tree.dir), committed);
+    if (e instanceof BusyError)
+      throw busyError(ctx.tree.dir, await findHolders(ctx.tree.dir), committed);
     throw e;
   }
 }
 
 /** After the overlay is gone: images, views, then the upper. */
-export async function releaseSession(ctx: TreeContext, dropUpper: boolean, lazy = false): Promise<void> {
+export async function releaseSession(
+  ctx: TreeContext,
+  dropUpper: boolean,
+  lazy = false,
+): Promise<void> {
   const { layout, tree } = ctx;
   await teardownUnder(layout.lowerView, tree.store);
   await teardownUnder(layout.imagesDir, tree.store);
@@ -77,7 +89,8 @@ async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
   try {
     await unmount(path, { lazy });
   } catch (e) {
-    if (!(e instanceof SquashtreeError && /not mounted|no mount point/i.test(e.stderr ?? ''))) throw e;
+    if (!(e instanceof SquashtreeError && /not mounted|no mount point/i.test(e.stderr ?? '')))
+      throw e;
   }
 }
 
@@ -95,7 +108,10 @@ export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Prom
   }
   reporter.step(`unmounting ${tree.dir}`);
   await unmountOverlay(ctx, lazy, commit?.committed ?? false);
-  if (lazy) reporter.warn(`${tree.dir} was detached lazily: processes that still use it keep writing into an upper that is no longer committed`);
+  if (lazy)
+    reporter.warn(
+      `${tree.dir} was detached lazily: processes that still use it keep writing into an upper that is no longer committed`,
+    );
   fault('stop:after-overlay-umount');
   await releaseSession(ctx, onStop !== 'keep', lazy);
   let compact: CompactResult | undefined;
@@ -104,5 +120,12 @@ export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Prom
     reporter.step(`${layers} layers exceed compact-after = ${tree.compactAfter}: compacting`);
     compact = await compactLocked(ctx);
   }
-  return { tree: tree.name, wasMounted: true, onStop, lazy, ...(commit ? { commit } : {}), ...(compact ? { compact } : {}) };
+  return {
+    tree: tree.name,
+    wasMounted: true,
+    onStop,
+    lazy,
+    ...(commit ? { commit } : {}),
+    ...(compact ? { compact } : {}),
+  };
 }

@@ -49,7 +49,10 @@ export class Tree {
   }
 
   async restart(opts: StopOptions = {}): Promise<{ stop: StopResult; start: StartResult }> {
-    return this.locked(async (c) => ({ stop: await stopLocked(c, opts), start: await startLocked(c) }));
+    return this.locked(async (c) => ({
+      stop: await stopLocked(c, opts),
+      start: await startLocked(c),
+    }));
   }
 
   commit(): Promise<CommitResult> {

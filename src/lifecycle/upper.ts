@@ -9,7 +9,18 @@ import { errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 
 export function signature(e: Entry): string {
-  return [e.type, e.mode, e.uid, e.gid, e.size, e.mtimeNs, e.ctimeNs, e.ino, e.rdev, e.target ?? ''].join(':');
+  return [
+    e.type,
+    e.mode,
+    e.uid,
+    e.gid,
+    e.size,
+    e.mtimeNs,
+    e.ctimeNs,
+    e.ino,
+    e.rdev,
+    e.target ?? '',
+  ].join(':');
 }
 
 export type UpperSnapshot = Map<string, string>;
@@ -43,12 +54,17 @@ export interface Pending {
   any: boolean;
 }
 
-export function pendingChanges(entries: readonly Entry[], committed: UpperSnapshot | null): Pending {
+export function pendingChanges(
+  entries: readonly Entry[],
+  committed: UpperSnapshot | null,
+): Pending {
   let files = 0;
   let bytes = 0;
   let any = false;
   const seen = new Set<string>();
-  const parents = new Set(entries.map((e) => e.path.slice(0, Math.max(0, e.path.lastIndexOf('/')))));
+  const parents = new Set(
+    entries.map((e) => e.path.slice(0, Math.max(0, e.path.lastIndexOf('/')))),
+  );
   for (const e of entries) {
     if (e.path === '') continue;
     seen.add(e.path);

@@ -59,8 +59,10 @@ export async function verifyLocked(ctx: TreeContext, gen?: number): Promise<Veri
     const rec = m.images[file];
     try {
       const st = await fsp.stat(path);
-      if (rec && st.size !== rec.bytes) problems.push(`size ${st.size} bytes, manifest says ${rec.bytes}`);
-      if (rec && (await sha256File(path)) !== rec.sha256) problems.push('sha256 does not match the manifest');
+      if (rec && st.size !== rec.bytes)
+        problems.push(`size ${st.size} bytes, manifest says ${rec.bytes}`);
+      if (rec && (await sha256File(path)) !== rec.sha256)
+        problems.push('sha256 does not match the manifest');
       await checkMetadata(path);
       await fsp.mkdir(layout.verifyMount, { recursive: true, mode: 0o700 });
       await mountSquashfs(path, layout.verifyMount);
@@ -72,7 +74,11 @@ export async function verifyLocked(ctx: TreeContext, gen?: number): Promise<Veri
         await unmount(layout.verifyMount);
       }
     } catch (e) {
-      problems.push(e instanceof SquashtreeError ? `${e.message}${e.stderr ? `: ${e.stderr.split('\n').slice(-1)[0] ?? ''}` : ''}` : errorMessage(e));
+      problems.push(
+        e instanceof SquashtreeError
+          ? `${e.message}${e.stderr ? `: ${e.stderr.split('\n').slice(-1)[0] ?? ''}` : ''}`
+          : errorMessage(e),
+      );
     }
     images.push({ file, ok: problems.length === 0, problems, filesRead });
   }

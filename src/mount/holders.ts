@@ -56,7 +56,10 @@ export async function findHolders(dir: string): Promise<Holder[]> {
     if (uses.length === 0) continue;
     let command = '';
     try {
-      command = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean).join(' ');
+      command = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8'))
+        .split('\0')
+        .filter(Boolean)
+        .join(' ');
     } catch {
       command = '?';
     }

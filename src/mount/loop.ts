@@ -23,7 +23,9 @@ export async function listLoops(): Promise<LoopDevice[]> {
   const out: LoopDevice[] = [];
   for (const n of names.filter((x) => /^loop\d+$/.test(x))) {
     try {
-      const raw = (await fsp.readFile(join('/sys/block', n, 'loop', 'backing_file'), 'utf8')).trim();
+      const raw = (
+        await fsp.readFile(join('/sys/block', n, 'loop', 'backing_file'), 'utf8')
+      ).trim();
       const deleted = raw.endsWith(' (deleted)');
       out.push({ device: `/dev/${n}`, backingFile: deleted ? raw.slice(0, -10) : raw, deleted });
     } catch (e) {

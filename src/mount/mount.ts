@@ -14,21 +14,40 @@ const MOUNT_DATA_MAX = 4000;
 
 function checkOptionPath(p: string): void {
   if (/[,:\\\n]/.test(p)) {
-    throw new SquashtreeError('E_UNSAFE_PATH', `path ${JSON.stringify(p)} cannot be passed in mount options`, {
-      path: p,
-      hint: 'use state, store and upper paths without commas, colons or backslashes',
-    });
+    throw new SquashtreeError(
+      'E_UNSAFE_PATH',
+      `path ${JSON.stringify(p)} cannot be passed in mount options`,
+      {
+        path: p,
+        hint: 'use state, store and upper paths without commas, colons or backslashes',
+      },
+    );
   }
 }
 
-export async function mountSquashfs(image: string, target: string, extra: readonly string[] = []): Promise<void> {
-  await run('mount', ['-t', 'squashfs', '-o', ['loop', 'ro', ...SAFE_FLAGS, ...extra].join(','), image, target], {
-    hint: 'check that the kernel supports squashfs (squashtree doctor) and that the image is intact (squashtree verify)',
-  });
+export async function mountSquashfs(
+  image: string,
+  target: string,
+  extra: readonly string[] = [],
+): Promise<void> {
+  await run(
+    'mount',
+    ['-t', 'squashfs', '-o', ['loop', 'ro', ...SAFE_FLAGS, ...extra].join(','), image, target],
+    {
+      hint: 'check that the kernel supports squashfs (squashtree doctor) and that the image is intact (squashtree verify)',
+    },
+  );
 }
 
 export async function mountTmpfs(target: string, size: string): Promise<void> {
-  await run('mount', ['-t', 'tmpfs', '-o', ['mode=0700', `size=${size}`, ...SAFE_FLAGS].join(','), 'squashtree-upper', target]);
+  await run('mount', [
+    '-t',
+    'tmpfs',
+    '-o',
+    ['mode=0700', `size=${size}`, ...SAFE_FLAGS].join(','),
+    'squashtree-upper',
+    target,
+  ]);
 }
 
 export interface OverlaySpec {
@@ -47,9 +66,13 @@ export function overlayOptions(spec: OverlaySpec): string {
   parts.push(...OVERLAY_FLAGS, ...SAFE_FLAGS, ...(spec.extra ?? []));
   const data = parts.join(',');
   if (data.length > MOUNT_DATA_MAX) {
-    throw new SquashtreeError('E_MOUNT', `the overlay's mount options are ${data.length} bytes, over the kernel's page limit`, {
-      hint: 'too many layers: run squashtree compact, or lower compact-after',
-    });
+    throw new SquashtreeError(
+      'E_MOUNT',
+      `the overlay's mount options are ${data.length} bytes, over the kernel's page limit`,
+      {
+        hint: 'too many layers: run squashtree compact, or lower compact-after',
+      },
+    );
   }
   return data;
 }
@@ -68,7 +91,11 @@ export async function unmount(target: string, opts: { lazy?: boolean } = {}): Pr
     await run('umount', opts.lazy ? ['-l', target] : [target]);
   } catch (e) {
     if (e instanceof SquashtreeError && /busy/i.test(e.stderr ?? '')) {
-      throw new BusyError('E_BUSY', `${target} is busy`, { command: e.command, stderr: e.stderr, path: target });
+      throw new BusyError('E_BUSY', `${target} is busy`, {
+        command: e.command,
+        stderr: e.stderr,
+        path: target,
+      });
     }
     throw e;
   }

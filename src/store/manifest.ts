@@ -73,7 +73,8 @@ export async function readManifest(store: string): Promise<Manifest | null> {
   if (!parsed.success) throw corrupt(path, parsed.error.issues[0]?.message ?? 'unexpected content');
   const m = parsed.data;
   for (const g of m.generations) {
-    for (const f of g.images) if (!m.images[f]) throw corrupt(path, `generation ${g.generation} names unknown image ${f}`);
+    for (const f of g.images)
+      if (!m.images[f]) throw corrupt(path, `generation ${g.generation} names unknown image ${f}`);
   }
   if (!m.generations.some((g) => g.generation === m.current)) {
     throw corrupt(path, `current generation ${m.current} is not listed`);

@@ -32,7 +32,8 @@ export async function cleanupTemps(store: string): Promise<string[]> {
     throw e;
   }
   const stale = names.filter(
-    (n) => n.startsWith(TEMP_PREFIX) || n.startsWith(STAGE_PREFIX) || /^\.manifest\.json\.tmp-/.test(n),
+    (n) =>
+      n.startsWith(TEMP_PREFIX) || n.startsWith(STAGE_PREFIX) || /^\.manifest\.json\.tmp-/.test(n),
   );
   for (const n of stale) await fsp.rm(join(store, n), { recursive: true, force: true });
   return stale;
@@ -65,7 +66,7 @@ export async function collectGarbage(
   }
   const needed = new Set<string>([...pinned]);
   for (const g of m.generations) for (const f of g.images) needed.add(f);
-  for (const f of Object.keys(m.images)) if (!needed.has(f)) delete m.images[f];
+  m.images = Object.fromEntries(Object.entries(m.images).filter(([f]) => needed.has(f)));
   await writeManifest(store, m);
   const deleted: string[] = [];
   let freed = 0;

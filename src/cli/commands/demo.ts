@@ -5,11 +5,18 @@ import { defineCommand } from '../spec.js';
 
 export const demoCommand = defineCommand<DemoResult>({
   name: 'demo',
-  summary: 'run init, start, a simulated sync, commit, stop, start and a content check on a throwaway tree',
+  summary:
+    'run init, start, a simulated sync, commit, stop, start and a content check on a throwaway tree',
   root: true,
   options: [
-    { flags: '--packages <n>', description: 'packages per category (40 categories-worth by default)' },
-    { flags: '--keep', description: 'keep the temp dir afterwards (everything is unmounted anyway)' },
+    {
+      flags: '--packages <n>',
+      description: 'packages per category (40 categories-worth by default)',
+    },
+    {
+      flags: '--keep',
+      description: 'keep the temp dir afterwards (everything is unmounted anyway)',
+    },
   ],
   run: async (ctx, _args, o) => {
     const reporter = makeReporter({ quiet: ctx.quiet });

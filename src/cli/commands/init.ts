@@ -15,21 +15,32 @@ export const initCommand = defineCommand<InitResult>({
   root: true,
   options: [
     { flags: '--dir <dir>', description: 'the directory that holds the tree (required)' },
-    { flags: '--from-image <file>', description: 'adopt this SquashFS image instead of packing DIR' },
+    {
+      flags: '--from-image <file>',
+      description: 'adopt this SquashFS image instead of packing DIR',
+    },
     { flags: '--compression <algo>', description: `compressor: ${COMPRESSORS.join(', ')}` },
     { flags: '--store <dir>', description: 'where images live (default /var/lib/squashtree/NAME)' },
     { flags: '--upper <where>', description: '"tmpfs" (default) or an absolute directory on disk' },
-    { flags: '--remove-source', description: "delete DIR's files once the image is verified against them" },
+    {
+      flags: '--remove-source',
+      description: "delete DIR's files once the image is verified against them",
+    },
   ],
   run: async (ctx, [name], o) => {
     const dirOpt = o.dir as string | undefined;
-    if (!dirOpt) throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', { hint: 'squashtree init NAME --dir /var/db/repos/gentoo' });
+    if (!dirOpt)
+      throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', {
+        hint: 'squashtree init NAME --dir /var/db/repos/gentoo',
+      });
     const dir = resolve(dirOpt);
     const settings: TreeTable = {};
     const comp = o.compression as string | undefined;
     if (comp !== undefined) {
       if (!(COMPRESSORS as readonly string[]).includes(comp)) {
-        throw new SquashtreeError('E_USAGE', `unknown compression ${comp}`, { hint: `choose one of ${COMPRESSORS.join(', ')}` });
+        throw new SquashtreeError('E_USAGE', `unknown compression ${comp}`, {
+          hint: `choose one of ${COMPRESSORS.join(', ')}`,
+        });
       }
       settings.compression = comp;
     }
@@ -37,7 +48,8 @@ export const initCommand = defineCommand<InitResult>({
       const v = o[key] as string | undefined;
       if (v === undefined) continue;
       if (key === 'upper' && v === 'tmpfs') settings.upper = v;
-      else if (!isAbsolute(v)) throw new SquashtreeError('E_USAGE', `--${key} must be an absolute path`);
+      else if (!isAbsolute(v))
+        throw new SquashtreeError('E_USAGE', `--${key} must be an absolute path`);
       else settings[key] = resolve(v);
     }
     const config = await ctx.loadConfig();
@@ -55,13 +67,18 @@ export const initCommand = defineCommand<InitResult>({
     return { data: result, ok: true };
   },
   render: (r) => {
-    const ratio = r.bytes > 0 ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})` : '';
+    const ratio =
+      r.bytes > 0 ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})` : '';
     const lines = [
       `${r.tree}: ${r.adopted ? 'adopted' : 'packed'} ${count(r.files, 'file')} into ${bytes(r.imageBytes)}${ratio} in ${seconds(r.durationMs)}, verified`,
       `  store ${r.store}, config ${r.config}`,
     ];
-    if (r.removedSource) lines.push(`  removed the source files from ${r.dir}: ${bytes(r.reclaimedBytes)} reclaimed`);
-    else lines.push(`  the files in ${r.dir} were left in place (hidden while the tree is mounted; --remove-source deletes them)`);
+    if (r.removedSource)
+      lines.push(`  removed the source files from ${r.dir}: ${bytes(r.reclaimedBytes)} reclaimed`);
+    else
+      lines.push(
+        `  the files in ${r.dir} were left in place (hidden while the tree is mounted; --remove-source deletes them)`,
+      );
     lines.push(`  next: squashtree start ${r.tree}`);
     return lines.join('\n');
   },

@@ -17,12 +17,14 @@ import { defineCommand } from '../spec.js';
 const TREES = '[trees...]';
 
 export function renderStart(r: StartResult): string {
-  if (r.alreadyMounted) return `${r.tree}: already mounted on ${r.dir} (generation ${r.generation}); nothing changed`;
+  if (r.alreadyMounted)
+    return `${r.tree}: already mounted on ${r.dir} (generation ${r.generation}); nothing changed`;
   return `${r.tree}: mounted generation ${r.generation} (${count(r.layers, 'image')}) on ${r.dir}${r.resumed ? ', with the pending changes of the interrupted session' : ''}`;
 }
 
 export function renderCommit(r: CommitResult): string {
-  if (!r.committed) return `${r.tree}: ${r.reason ?? 'nothing committed'} (generation ${r.generation})`;
+  if (!r.committed)
+    return `${r.tree}: ${r.reason ?? 'nothing committed'} (generation ${r.generation})`;
   return `${r.tree}: committed generation ${r.generation}: ${count(r.pendingFiles, 'change')} (${bytes(r.pendingBytes)}) in a ${bytes(r.layerBytes)} layer, ${count(r.layers, 'image')}, ${seconds(r.durationMs)}`;
 }
 
@@ -35,7 +37,10 @@ export function renderStop(r: StopResult): string {
   if (!r.wasMounted) return `${r.tree}: not mounted`;
   const parts = [`${r.tree}: stopped${r.lazy ? ' (lazily detached)' : ''}`];
   if (r.commit) parts.push(`  ${renderCommit(r.commit)}`);
-  if (r.onStop !== 'commit') parts.push(`  on-stop = ${r.onStop}: pending changes ${r.onStop === 'keep' ? 'kept in the upper' : 'dropped'}`);
+  if (r.onStop !== 'commit')
+    parts.push(
+      `  on-stop = ${r.onStop}: pending changes ${r.onStop === 'keep' ? 'kept in the upper' : 'dropped'}`,
+    );
   if (r.compact) parts.push(`  ${renderCompact(r.compact)}`);
   return parts.join('\n');
 }
@@ -56,16 +61,26 @@ export const stopCommand = defineCommand<PerTreeData<StopResult>>({
   root: true,
   options: [
     { flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' },
-    { flags: '--on-stop <action>', description: 'override on-stop for this stop: commit, discard or keep' },
+    {
+      flags: '--on-stop <action>',
+      description: 'override on-stop for this stop: commit, discard or keep',
+    },
     { flags: '--no-compact', description: 'skip the automatic compaction' },
   ],
   run: (ctx, names, o) => {
     const onStop = o.onStop as string | undefined;
     if (onStop !== undefined && !['commit', 'discard', 'keep'].includes(onStop)) {
-      throw new SquashtreeError('E_USAGE', `--on-stop takes commit, discard or keep, not ${onStop}`);
+      throw new SquashtreeError(
+        'E_USAGE',
+        `--on-stop takes commit, discard or keep, not ${onStop}`,
+      );
     }
     return perTree(ctx, names, (t) =>
-      t.stop({ lazy: Boolean(o.lazy), noCompact: o.compact === false, ...(onStop ? { onStop: onStop as 'commit' } : {}) }),
+      t.stop({
+        lazy: Boolean(o.lazy),
+        noCompact: o.compact === false,
+        ...(onStop ? { onStop: onStop as 'commit' } : {}),
+      }),
     );
   },
   render: (d) => renderPerTree(d, renderStop),
@@ -76,7 +91,9 @@ export const restartCommand = defineCommand<PerTreeData<{ stop: StopResult; star
   summary: 'stop (with on-stop) and start again',
   args: TREES,
   root: true,
-  options: [{ flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' }],
+  options: [
+    { flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' },
+  ],
   run: (ctx, names, o) => perTree(ctx, names, (t) => t.restart({ lazy: Boolean(o.lazy) })),
   render: (d) => renderPerTree(d, (r) => `${renderStop(r.stop)}\n${renderStart(r.start)}`),
 });
@@ -104,7 +121,12 @@ export const rollbackCommand = defineCommand<PerTreeData<RollbackResult>>({
   summary: 'make an earlier generation current (the tree must be stopped)',
   args: TREES,
   root: true,
-  options: [{ flags: '--to <generation>', description: 'the generation to return to (default: the one before the current)' }],
+  options: [
+    {
+      flags: '--to <generation>',
+      description: 'the generation to return to (default: the one before the current)',
+    },
+  ],
   run: (ctx, names, o) => {
     const to = o.to === undefined ? undefined : Number(o.to);
     if (to !== undefined && (!Number.isInteger(to) || to < 1)) {
@@ -112,7 +134,12 @@ export const rollbackCommand = defineCommand<PerTreeData<RollbackResult>>({
     }
     return perTree(ctx, names, (t) => t.rollback(to));
   },
-  render: (d) => renderPerTree(d, (r) => `${r.tree}: generation ${r.to} is current again (was ${r.from}); start the tree to use it`),
+  render: (d) =>
+    renderPerTree(
+      d,
+      (r) =>
+        `${r.tree}: generation ${r.to} is current again (was ${r.from}); start the tree to use it`,
+    ),
 });
 
 async function confirm(question: string): Promise<boolean> {
@@ -133,9 +160,13 @@ export const discardCommand = defineCommand<PerTreeData<DiscardResult>>({
   run: async (ctx, names, o) => {
     if (!o.yes) {
       if (!process.stdin.isTTY) {
-        throw new SquashtreeError('E_CONFIRM', 'discard drops uncommitted changes and needs confirmation', {
-          hint: 'run it on a terminal, or pass --yes',
-        });
+        throw new SquashtreeError(
+          'E_CONFIRM',
+          'discard drops uncommitted changes and needs confirmation',
+          {
+            hint: 'run it on a terminal, or pass --yes',
+          },
+        );
       }
       const what = names.length ? names.join(', ') : 'all trees';
       if (!(await confirm(`Drop the uncommitted changes of ${what}?`))) {
@@ -145,7 +176,11 @@ export const discardCommand = defineCommand<PerTreeData<DiscardResult>>({
     return perTree(ctx, names, (t) => t.discard());
   },
   render: (d) =>
-    renderPerTree(d, (r) => (r.discarded ? `${r.tree}: discarded ${count(r.files, 'change')} (${bytes(r.bytes)})` : `${r.tree}: ${r.reason ?? 'nothing discarded'}`)),
+    renderPerTree(d, (r) =>
+      r.discarded
+        ? `${r.tree}: discarded ${count(r.files, 'change')} (${bytes(r.bytes)})`
+        : `${r.tree}: ${r.reason ?? 'nothing discarded'}`,
+    ),
 });
 
 export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
@@ -156,7 +191,9 @@ export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
   run: (ctx, names) => perTree(ctx, names, (t) => t.diff()),
   render: (d) =>
     renderPerTree(d, (r) => {
-      const lines = r.changes.map((c) => `${c.kind} ${displayPath(c.path)}${c.type === 'dir' ? '/' : ''}`);
+      const lines = r.changes.map(
+        (c) => `${c.kind} ${displayPath(c.path)}${c.type === 'dir' ? '/' : ''}`,
+      );
       return d.trees.length > 1 ? [`# ${r.tree}`, ...lines].join('\n') : lines.join('\n');
     }),
 });
@@ -166,7 +203,9 @@ export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
   summary: 'check every image of a generation: sha256, metadata and a full read of every file',
   args: TREES,
   root: true,
-  options: [{ flags: '--generation <n>', description: 'verify this generation instead of the current one' }],
+  options: [
+    { flags: '--generation <n>', description: 'verify this generation instead of the current one' },
+  ],
   run: async (ctx, names, o) => {
     const g = o.generation === undefined ? undefined : Number(o.generation);
     const out = await perTree(ctx, names, (t) => t.verify(g));
@@ -176,8 +215,15 @@ export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
     renderPerTree(d, (r) =>
       [
         `${r.tree}: generation ${r.generation}: ${r.ok ? 'all images intact' : 'PROBLEMS FOUND'}`,
-        ...r.images.map((i) => `  ${i.ok ? 'ok ' : 'BAD'} ${i.file} (${count(i.filesRead, 'file')} read)${i.problems.map((p) => `\n      ${p}`).join('')}`),
-        ...(r.ok ? [] : ['  hint: roll back to a generation whose images are intact (squashtree rollback --to N)']),
+        ...r.images.map(
+          (i) =>
+            `  ${i.ok ? 'ok ' : 'BAD'} ${i.file} (${count(i.filesRead, 'file')} read)${i.problems.map((p) => `\n      ${p}`).join('')}`,
+        ),
+        ...(r.ok
+          ? []
+          : [
+              '  hint: roll back to a generation whose images are intact (squashtree rollback --to N)',
+            ]),
       ].join('\n'),
     ),
 });

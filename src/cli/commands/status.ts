@@ -13,22 +13,32 @@ function renderOne(s: TreeStatus): string {
     lines.push(`  no images yet: squashtree init ${s.name} --dir ${s.dir}`);
     return lines.join('\n');
   }
-  lines.push(`  generation ${s.generation}${s.mountedGeneration !== null && s.mountedGeneration !== s.generation ? ` (mounted: ${s.mountedGeneration})` : ''}, ${count(s.layers, 'image')}, ${bytes(s.imageBytes)} (store: ${bytes(s.storeBytes)}, ${s.compression})`);
-  if (s.files !== null) lines.push(`  holds ${count(s.files, 'file')}, ${bytes(s.bytes)} uncompressed`);
-  if (s.mounted || s.state === 'interrupted') lines.push(`  pending: ${count(s.pending.files, 'change')}, ${bytes(s.pending.bytes)}`);
+  lines.push(
+    `  generation ${s.generation}${s.mountedGeneration !== null && s.mountedGeneration !== s.generation ? ` (mounted: ${s.mountedGeneration})` : ''}, ${count(s.layers, 'image')}, ${bytes(s.imageBytes)} (store: ${bytes(s.storeBytes)}, ${s.compression})`,
+  );
+  if (s.files !== null)
+    lines.push(`  holds ${count(s.files, 'file')}, ${bytes(s.bytes)} uncompressed`);
+  if (s.mounted || s.state === 'interrupted')
+    lines.push(`  pending: ${count(s.pending.files, 'change')}, ${bytes(s.pending.bytes)}`);
   if (s.upper) {
     lines.push(
       `  upper (${s.upper.kind}): ${bytes(s.upper.usedBytes)} of ${bytes(s.upper.limitBytes)}, ${s.upper.usedInodes}/${s.upper.limitInodes} inodes${s.upper.full ? ' - FULL: writes fail with ENOSPC; commit, then stop and start to empty it, or raise tmpfs-size' : ''}`,
     );
   }
-  if (s.lastCommit) lines.push(`  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`);
-  lines.push(`  generations kept: ${s.generations.map((g) => (g.current ? `[${g.generation}]` : String(g.generation))).join(' ')}`);
+  if (s.lastCommit)
+    lines.push(
+      `  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`,
+    );
+  lines.push(
+    `  generations kept: ${s.generations.map((g) => (g.current ? `[${g.generation}]` : String(g.generation))).join(' ')}`,
+  );
   return lines.join('\n');
 }
 
 export const statusCommand = defineCommand<StatusData>({
   name: 'status',
-  summary: 'show each tree: mounted or not, generation, layers, sizes, pending changes, upper usage',
+  summary:
+    'show each tree: mounted or not, generation, layers, sizes, pending changes, upper usage',
   args: '[trees...]',
   run: async (ctx, names) => {
     const trees = await ctx.trees(names);
@@ -36,5 +46,8 @@ export const statusCommand = defineCommand<StatusData>({
     for (const t of trees) out.push(await t.status());
     return { data: { trees: out }, ok: true };
   },
-  render: (d) => (d.trees.length ? d.trees.map(renderOne).join('\n') : 'no trees configured (add one with squashtree init NAME --dir DIR)'),
+  render: (d) =>
+    d.trees.length
+      ? d.trees.map(renderOne).join('\n')
+      : 'no trees configured (add one with squashtree init NAME --dir DIR)',
 });
