@@ -18,6 +18,13 @@ export interface CompareOptions {
   skip?: (rel: string) => boolean;
   /** Stop after this many differences. */
   limit?: number;
+  /** Leave modification times out (for trees written at different moments). */
+  ignoreMtime?: boolean;
+  /**
+   * Leave the hard-link check out: a live overlay with index=off reports
+   * different inode numbers for links made to a copied-up lower file.
+   */
+  ignoreHardlinks?: boolean;
 }
 
 export interface CompareResult {
@@ -27,7 +34,7 @@ export interface CompareResult {
   bytes: number;
 }
 
-function metaDiff(a: Entry, b: Entry): string | undefined {
+function metaDiff(a: Entry, b: Entry, mtime: boolean): string | undefined {
   if (a.type !== b.type) return `type ${a.type} != ${b.type}`;
   if (a.mode !== b.mode) return `mode ${a.mode.toString(8)} != ${b.mode.toString(8)}`;
   if (a.uid !== b.uid || a.gid !== b.gid) return `owner ${a.uid}:${a.gid} != ${b.uid}:${b.gid}`;
@@ -36,6 +43,7 @@ function metaDiff(a: Entry, b: Entry): string | undefined {
   if ((a.type === 'char' || a.type === 'block') && a.rdev !== b.rdev)
     return 'device number differs';
   if (
+    mtime &&
     a.path !== '' &&
     a.type !== 'dir' &&
     a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n
@@ -68,7 +76,7 @@ export async function compareTrees(
       continue;
     }
     actMap.delete(e.path);
-    const d = metaDiff(e, a);
+    const d = metaDiff(e, a, !opts.ignoreMtime);
     if (d) add(e.path, d);
     else if (e.type === 'file') bothFiles.push([e, a]);
     if (e.type !== 'dir') files++;
@@ -80,6 +88,7 @@ export async function compareTrees(
   for (const e of exp)
     if (e.type === 'file' && e.nlink > 1) groups.set(e.ino, [...(groups.get(e.ino) ?? []), e]);
   const actByPath = byPath(act);
+  if (opts.ignoreHardlinks) groups.clear();
   for (const g of groups.values()) {
     const inos = new Set(g.map((e) => actByPath.get(e.path)?.ino));
     if (inos.size > 1) add(g[0]?.path ?? '', 'hard links not preserved');

@@ -54,7 +54,8 @@ export async function computeChanges(
   const removeLowerTree = async (rel: string, lower: Entry): Promise<void> => {
     const below = lower.type === 'dir' ? await walk(lowerRoot, { under: rel }) : [lower];
     for (const e of below) {
-      if (upper.has(e.path)) continue;
+      const shadow = upper.get(e.path);
+      if (shadow && !isWhiteout(shadow)) continue;
       changes.push({ kind: 'D', path: e.path, type: e.type });
       if (e.type !== 'dir') filesDelta--;
       if (e.type === 'file') bytesDelta -= e.size;

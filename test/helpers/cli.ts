@@ -1,0 +1,54 @@
+/** Run the built CLI exactly as a user does: node bin/squashtree.js ARGS. */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Sandbox } from './env.js';
+
+export const BIN = fileURLToPath(new URL('../../bin/squashtree.js', import.meta.url));
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** The CLI bound to a sandbox's config and state dir. */
+export function sq(sb: Sandbox) {
+  return (...args: string[]): Promise<CliResult> =>
+    cli(['--config', sb.config, '--state-dir', sb.state, ...args]);
+}
+
+/** Like sq, but fails the test with the CLI's output when it does not exit 0. */
+export function sqOk(sb: Sandbox) {
+  const run = sq(sb);
+  return async (...args: string[]): Promise<CliResult> => {
+    const r = await run(...args);
+    if (r.status !== 0)
+      throw new Error(`squashtree ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+    return r;
+  };
+}
