@@ -171,7 +171,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
       `the store ${tree.store} already holds a tree's images`,
       {
         path: tree.store,
-        hint: `move it away, or choose another store with --store`,
+        hint: `move it away or choose another store with --store (if an earlier init of this tree was interrupted, remove ${tree.store} and run init again: ${dir} was not touched)`,
       },
     );
   }

@@ -5,6 +5,8 @@
  */
 import type { TreeConfig } from '../config/schema.js';
 import { ensureSecureDir } from '../fs/secure.js';
+import { cleanupTemps } from '../store/store.js';
+import { teardownUnder } from './stack.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import { makeContext, type Reporter, type TreeContext } from './context.js';
@@ -16,6 +18,18 @@ import { startLocked, type StartResult } from './start.js';
 import { treeStatus, type TreeStatus } from './status.js';
 import { stopLocked, type StopOptions, type StopResult } from './stop.js';
 import { verifyLocked, type VerifyResult } from './verify.js';
+
+/**
+ * What a killed run may have left: temp images and staging copies in the
+ * store, scratch mounts under the runtime dir. Only ever run under the lock,
+ * so nothing here belongs to a live invocation.
+ */
+async function clearLeftovers(ctx: TreeContext): Promise<void> {
+  const { layout, tree } = ctx;
+  for (const m of [layout.verifyMount, layout.stage, layout.scratch])
+    await teardownUnder(m, tree.store);
+  await cleanupTemps(tree.store);
+}
 
 export class Tree {
   readonly ctx: TreeContext;
@@ -34,6 +48,7 @@ export class Tree {
     await ensureSecureDir(this.ctx.layout.runtime, { mode: 0o700 });
     const lock = await acquireLock(this.ctx.layout.lock, { waitSeconds: this.ctx.lockWaitSeconds });
     try {
+      await clearLeftovers(this.ctx);
       return await fn(this.ctx);
     } finally {
       await lock.release();

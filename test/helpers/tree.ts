@@ -74,7 +74,11 @@ root = os.fsencode(sys.argv[1]); out = {}
 for d, dirs, files in os.walk(root):
     for n in [b''] + dirs + files:
         p = os.path.join(d, n) if n else d
-        names = sorted(k for k in os.listxattr(p, follow_symlinks=False) if not k.startswith('trusted.overlay.'))
+        try:
+            names = sorted(k for k in os.listxattr(p, follow_symlinks=False) if not k.startswith('trusted.overlay.'))
+        except OSError as e:
+            if e.errno != 95: raise  # an image without an xattr table answers EOPNOTSUPP
+            names = []
         if names:
             rel = os.path.relpath(p, root).decode('latin1')
             out[rel] = ';'.join(k + '=' + os.getxattr(p, k, follow_symlinks=False).hex() for k in names)

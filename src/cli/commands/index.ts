@@ -1,6 +1,7 @@
 /** Every command the CLI offers, in the order help lists them. */
 import type { CommandSpec } from '../spec.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { initCommand } from './init.js';
 import {
   commitCommand,
@@ -27,5 +28,6 @@ export const COMMANDS: CommandSpec[] = [
   compactCommand,
   rollbackCommand,
   verifyCommand,
+  doctorCommand,
   demoCommand,
 ];

@@ -1,0 +1,269 @@
+/**
+ * doctor: each check passes, warns or fails, and a failure says how to fix
+ * it. Kernel support is tested for real: a tiny image made with the tree's
+ * compressor is mounted through a loop device and an overlay is stacked on
+ * it, because /proc/filesystems cannot tell which compressors squashfs has.
+ */
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../config/load.js';
+import type { Compressor, TreeConfig } from '../config/schema.js';
+import { SquashtreeError, errorMessage } from '../errors.js';
+import { run } from '../exec/run.js';
+import { checkOwnedDir } from '../fs/secure.js';
+import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
+import { mountsUnder, readMounts } from '../mount/mountinfo.js';
+import { layoutFor } from '../lifecycle/layout.js';
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  check: string;
+  verdict: Verdict;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: Check[];
+}
+
+const ok = (check: string, detail: string): Check => ({ check, verdict: 'ok', detail });
+const bad = (check: string, detail: string, fix: string, verdict: Verdict = 'fail'): Check => ({
+  check,
+  verdict,
+  detail,
+  fix,
+});
+
+async function fsSupported(name: string): Promise<boolean> {
+  const text = await fsp.readFile('/proc/filesystems', 'utf8');
+  return text.split('\n').some((l) => l.split('\t').pop()?.trim() === name);
+}
+
+async function kernelFs(name: string): Promise<Check> {
+  if (!(await fsSupported(name))) {
+    await run('modprobe', [name]).catch(() => undefined);
+  }
+  return (await fsSupported(name))
+    ? ok(`kernel: ${name}`, 'supported')
+    : bad(
+        `kernel: ${name}`,
+        `the running kernel has no ${name} filesystem`,
+        `load it (modprobe ${name}) or build the kernel with CONFIG_${name === 'overlay' ? 'OVERLAY_FS' : 'SQUASHFS'}`,
+      );
+}
+
+async function tool(name: string, args: string[], pkg: string): Promise<Check> {
+  try {
+    const r = await run(name, args, { okCodes: [0, 1] });
+    const version = /(\d+\.\d+(?:\.\d+)?)/.exec(r.stdout + r.stderr)?.[1] ?? 'present';
+    return ok(`program: ${name}`, version);
+  } catch (e) {
+    return bad(`program: ${name}`, errorMessage(e), `install ${pkg}`);
+  }
+}
+
+/** Build a tiny image with `comp`, mount it, stack an overlay on it: the whole path a tree takes. */
+async function mountProbe(comp: Compressor): Promise<Check> {
+  const name = `kernel: mount a ${comp} image with an overlay`;
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'squashtree-doctor-'));
+  try {
+    await fsp.mkdir(join(dir, 'src'));
+    await fsp.writeFile(join(dir, 'src', 'probe'), 'squashtree doctor\n');
+    for (const d of ['img', 'upper', 'work', 'merged']) await fsp.mkdir(join(dir, d));
+    try {
+      await run('mksquashfs', [
+        join(dir, 'src'),
+        join(dir, 'probe.sqfs'),
+        '-noappend',
+        '-quiet',
+        '-no-progress',
+        '-comp',
+        comp,
+      ]);
+    } catch (e) {
+      return bad(
+        name,
+        `mksquashfs cannot write ${comp}: ${errorMessage(e)}`,
+        'choose another compression, or a squashfs-tools built with it',
+      );
+    }
+    try {
+      await mountSquashfs(join(dir, 'probe.sqfs'), join(dir, 'img'));
+    } catch (e) {
+      return bad(
+        name,
+        `the kernel cannot mount a ${comp} SquashFS image: ${errorMessage(e)}`,
+        `enable CONFIG_SQUASHFS_${comp.toUpperCase()} in the kernel, or choose another compression`,
+      );
+    }
+    try {
+      await mountOverlay(join(dir, 'merged'), {
+        lower: [join(dir, 'img')],
+        upper: join(dir, 'upper'),
+        work: join(dir, 'work'),
+      });
+      const text = await fsp.readFile(join(dir, 'merged', 'probe'), 'utf8');
+      if (text !== 'squashtree doctor\n')
+        return bad(name, 'read back wrong content', 'report this as a bug');
+    } catch (e) {
+      return bad(
+        name,
+        `overlay on a squashfs image failed: ${errorMessage(e)}`,
+        'enable CONFIG_OVERLAY_FS',
+      );
+    }
+    return ok(name, 'works');
+  } finally {
+    for (const m of mountsUnder(await readMounts(), dir))
+      await unmount(m.mountPoint, { lazy: true }).catch(() => undefined);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function freeSpace(
+  label: string,
+  path: string,
+  wantBytes: number,
+  fix: string,
+): Promise<Check> {
+  let p = path;
+  for (;;) {
+    try {
+      const s = await fsp.statfs(p);
+      const free = s.bavail * s.bsize;
+      const detail = `${(free / 2 ** 30).toFixed(1)} GiB free at ${p}`;
+      return free >= wantBytes
+        ? ok(label, detail)
+        : bad(
+            label,
+            `${detail}, want at least ${(wantBytes / 2 ** 20).toFixed(0)} MiB`,
+            fix,
+            'warn',
+          );
+    } catch {
+      const parent = p.replace(/\/[^/]*$/, '') || '/';
+      if (parent === p) return bad(label, `cannot stat ${path}`, fix, 'warn');
+      p = parent;
+    }
+  }
+}
+
+async function treeChecks(tree: TreeConfig, stateDir: string): Promise<Check[]> {
+  const out: Check[] = [];
+  const t = `tree ${tree.name}`;
+  try {
+    const st = await fsp.stat(tree.dir);
+    out.push(
+      st.isDirectory()
+        ? ok(`${t}: dir`, tree.dir)
+        : bad(`${t}: dir`, `${tree.dir} is not a directory`, 'fix dir in the config'),
+    );
+  } catch {
+    out.push(bad(`${t}: dir`, `${tree.dir} does not exist`, `mkdir -p ${tree.dir}`));
+  }
+  out.push(
+    await freeSpace(
+      `${t}: store space`,
+      tree.store,
+      256 << 20,
+      `free space on the filesystem of ${tree.store}, or move the store`,
+    ),
+  );
+  const layout = layoutFor(stateDir, tree);
+  if (tree.upper.kind === 'dir') {
+    out.push(
+      await freeSpace(
+        `${t}: upper space`,
+        tree.upper.path,
+        256 << 20,
+        `free space on the filesystem of ${tree.upper.path}`,
+      ),
+    );
+  } else {
+    try {
+      const s = await fsp.statfs(layout.upperRoot);
+      const used = (s.blocks - s.bfree) * s.bsize;
+      const full = s.bavail === 0 || s.ffree === 0;
+      const detail = `${(used / 2 ** 20).toFixed(1)} of ${((s.blocks * s.bsize) / 2 ** 20).toFixed(0)} MiB, ${s.files - s.ffree}/${s.files} inodes used`;
+      out.push(
+        full
+          ? bad(
+              `${t}: tmpfs upper`,
+              `FULL: ${detail}`,
+              'commit, then restart the tree to empty the upper, or raise tmpfs-size',
+            )
+          : ok(`${t}: tmpfs upper`, detail),
+      );
+    } catch {
+      out.push(ok(`${t}: tmpfs upper`, `size ${tree.upper.size} (not mounted now)`));
+    }
+  }
+  try {
+    await checkOwnedDir(layout.runtime, 0o700);
+    out.push(ok(`${t}: state dir`, layout.runtime));
+  } catch (e) {
+    if (e instanceof SquashtreeError) out.push(bad(`${t}: state dir`, e.message, e.hint ?? ''));
+    else out.push(ok(`${t}: state dir`, `${layout.runtime} (created on first start)`));
+  }
+  return out;
+}
+
+export async function runDoctor(configPath: string, stateDir: string): Promise<DoctorReport> {
+  const checks: Check[] = [];
+  checks.push(
+    process.geteuid?.() === 0
+      ? ok('running as root', 'yes')
+      : bad('running as root', 'no', 'run squashtree as root (sudo)'),
+  );
+  checks.push(await kernelFs('squashfs'), await kernelFs('overlay'));
+  try {
+    await fsp.access('/dev/loop-control');
+    checks.push(ok('kernel: loop devices', '/dev/loop-control'));
+  } catch {
+    checks.push(
+      bad(
+        'kernel: loop devices',
+        'no /dev/loop-control',
+        'modprobe loop, or enable CONFIG_BLK_DEV_LOOP',
+      ),
+    );
+  }
+  checks.push(
+    await tool('mksquashfs', ['-version'], 'squashfs-tools'),
+    await tool('unsquashfs', ['-version'], 'squashfs-tools'),
+    await tool('flock', ['--version'], 'util-linux'),
+    await tool('losetup', ['--version'], 'util-linux'),
+  );
+  let trees: TreeConfig[] = [];
+  try {
+    const cfg = await loadConfig(configPath);
+    trees = cfg.trees;
+    checks.push(
+      ok(
+        'config',
+        cfg.exists
+          ? `${configPath}: ${trees.length} tree(s)`
+          : `${configPath} does not exist yet (squashtree init creates it)`,
+      ),
+    );
+  } catch (e) {
+    checks.push(
+      bad(
+        'config',
+        errorMessage(e),
+        e instanceof SquashtreeError ? (e.hint ?? '') : 'fix the config',
+      ),
+    );
+  }
+  if (process.geteuid?.() === 0) {
+    const comps = new Set<Compressor>(trees.map((t) => t.compression));
+    if (comps.size === 0) comps.add('gzip');
+    for (const c of comps) checks.push(await mountProbe(c));
+  }
+  for (const t of trees) checks.push(...(await treeChecks(t, stateDir)));
+  return { ok: checks.every((c) => c.verdict !== 'fail'), checks };
+}
