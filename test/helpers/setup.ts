@@ -34,7 +34,16 @@ export async function initTree(
   await buildTree(model, spec);
   if (extraToml) await fsp.writeFile(sb.config, extraToml);
   const ok = sqOk(sb);
-  await ok('init', 't', '--dir', tree, '--store', sb.store('t'), ...extra);
+  // "{SB}" in an extra argument stands for the sandbox dir.
+  await ok(
+    'init',
+    't',
+    '--dir',
+    tree,
+    '--store',
+    sb.store('t'),
+    ...extra.map((a) => a.replaceAll('{SB}', sb.dir)),
+  );
   return { sb, tree, model, store: sb.store('t'), ok, run: sq(sb) };
 }
 
@@ -43,6 +52,7 @@ export async function leftovers(store: string): Promise<string[]> {
   return (await fsp.readdir(store)).filter((n) => n.startsWith('.'));
 }
 
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the shape it expects
 export function parseJson<T>(r: CliResult): T {
   return JSON.parse(r.stdout) as T;
 }
