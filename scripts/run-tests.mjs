@@ -3,12 +3,13 @@
 // Node 20's --test does not expand globs, so the files are listed here.
 // Usage: node scripts/run-tests.mjs [unit|e2e|FILE...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 function find(dir) {
   let out = [];
+  if (!existsSync(dir)) return out;
   for (const n of readdirSync(dir).sort()) {
     const p = join(dir, n);
     if (statSync(p).isDirectory()) out = out.concat(find(p));
