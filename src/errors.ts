@@ -48,7 +48,7 @@ export interface ErrorDetails {
   stderr?: string;
   path?: string;
   cause?: unknown;
-  /** Process exit status for the CLI: 2 for usage and config syntax, 1 otherwise. */
+  /** Process exit status for the CLI: 2 for command-line usage errors, 1 otherwise (config problems included). */
   exitCode?: 1 | 2;
 }
 

@@ -54,7 +54,9 @@ function fail(file: string, locator: LineLocator | undefined, problems: Problem[
     return `${where}:${key} ${p.message}`;
   });
   const first = problems[0];
-  throw new SquashtreeError(first?.code ?? 'E_CONFIG', lines.join('\n'), {
+  // A value checked in its own table and again after defaults apply is reported once.
+  const unique = lines.filter((l, i) => lines.indexOf(l) === i);
+  throw new SquashtreeError(first?.code ?? 'E_CONFIG', unique.join('\n'), {
     path: file,
     hint: problems
       .map((p) => p.hint)
@@ -87,7 +89,10 @@ function zodProblems(error: z.ZodError): Problem[] {
       };
     }
     const key = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-    const last = String(key[key.length - 1] ?? '');
+    // Name the list, not its index: mount-options[0], not "0".
+    const named = [...key].reverse().find((p) => typeof p === 'string') ?? '';
+    const index = typeof key[key.length - 1] === 'number' ? `[${String(key[key.length - 1])}]` : '';
+    const last = `${named}${index}`;
     const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
     return {
       code: 'E_CONFIG_VALUE' as const,
@@ -136,6 +141,23 @@ export function parseConfig(text: string, file: string): TreeConfig[] {
     });
   }
   const locator = new LineLocator(text);
+  // Check names before zod copies the tables: a key like __proto__ would vanish in the copy.
+  const rawTrees = (data as { tree?: unknown }).tree;
+  if (rawTrees !== null && typeof rawTrees === 'object') {
+    const bad = Object.keys(rawTrees).filter((n) => !TREE_NAME.test(n));
+    if (bad.length > 0) {
+      fail(
+        file,
+        locator,
+        bad.map((n) => ({
+          code: 'E_CONFIG_KEY' as const,
+          key: ['tree', n],
+          message: `tree name "${n}" is not allowed`,
+          hint: 'use letters, digits, "-", "_" and "." (at most 64, starting with a letter or digit)',
+        })),
+      );
+    }
+  }
   const parsed = fileSchema.safeParse(data);
   if (!parsed.success) fail(file, locator, zodProblems(parsed.error));
   const trees = resolveTrees(parsed.data, file, locator);
@@ -215,6 +237,16 @@ function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): 
       });
     }
   }
+  for (const k of ['dir', 'store', 'upper'] as const) {
+    if (s[k]?.includes('\0')) bad(k, `${k} contains a NUL byte`, `fix the value of ${k}`);
+  }
+  if (s.upper !== undefined && s.upper !== 'tmpfs' && normalize(s.upper) === '/') {
+    bad(
+      'upper',
+      'upper must not be the root directory',
+      'choose a directory of its own, such as "/var/tmp/squashtree/NAME"',
+    );
+  }
   if (s.upper !== undefined && s.upper !== 'tmpfs' && !isAbsolute(s.upper)) {
     bad(
       'upper',
@@ -265,7 +297,7 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
           kind: 'tmpfs',
           size: parseTmpfsSize(t['tmpfs-size'] ?? BUILTIN_DEFAULTS.tmpfsSize) ?? '25%',
         }
-      : { kind: 'dir', path: normalize(upperRaw).replace(/\/+$/, '') };
+      : { kind: 'dir', path: normalize(upperRaw).replace(/(.)\/+$/, '$1') };
   const onStop = t['on-stop'] ?? BUILTIN_DEFAULTS.onStop;
   if (onStop === 'keep' && upper.kind === 'tmpfs') {
     problems.push({
@@ -304,6 +336,11 @@ function checkOverlaps(trees: TreeConfig[], problems: Problem[]): void {
         [a.store, b.dir, 'store', 'dir'],
         [a.dir, b.store, 'dir', 'store'],
       ];
+      const ua = a.upper.kind === 'dir' ? a.upper.path : undefined;
+      const ub = b.upper.kind === 'dir' ? b.upper.path : undefined;
+      if (ua && ub) pairs.push([ua, ub, 'upper', 'upper']);
+      if (ub) pairs.push([a.dir, ub, 'dir', 'upper'], [a.store, ub, 'store', 'upper']);
+      if (ua) pairs.push([ua, b.dir, 'upper', 'dir'], [ua, b.store, 'upper', 'store']);
       for (const [x, y, kx, ky] of pairs) {
         if (isWithin(x, y) || isWithin(y, x)) {
           problems.push({
@@ -327,6 +364,17 @@ function checkOverlaps(trees: TreeConfig[], problems: Problem[]): void {
           hint: `put the ${what} outside ${a.dir}: the overlay would hide it`,
         });
       }
+    }
+    if (
+      a.upper.kind === 'dir' &&
+      (isWithin(a.upper.path, a.store) || isWithin(a.store, a.upper.path))
+    ) {
+      problems.push({
+        code: 'E_CONFIG_OVERLAP',
+        key: ['tree', a.name, 'upper'],
+        message: `upper ${a.upper.path} overlaps the tree's store ${a.store}`,
+        hint: 'give the upper a directory of its own',
+      });
     }
   }
 }

@@ -43,10 +43,14 @@ export class LineLocator {
     let table: string[] = [];
     text.split('\n').forEach((raw, i) => {
       const line = raw.trim();
-      const header = /^\[\s*([^\]]+?)\s*\]/.exec(line);
-      if (header && !line.startsWith('[[')) {
+      const header = /^\[\[?\s*([^\]]+?)\s*\]\]?/.exec(line);
+      if (header) {
         table = splitDotted(header[1] ?? '');
-        this.tables.set(table.join('\0'), i + 1);
+        // Every prefix too, so a misspelt [trees.a] still has a line for "trees".
+        for (let n = 1; n <= table.length; n++) {
+          const k = table.slice(0, n).join('\0');
+          if (n === table.length || !this.tables.has(k)) this.tables.set(k, i + 1);
+        }
         return;
       }
       const kv = /^((?:"[^"]*"|'[^']*'|[A-Za-z0-9_.-]+|\s)+?)\s*=/.exec(line);

@@ -7,8 +7,9 @@ export function parseBytes(v: number | string): number | undefined {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0 ? v : undefined;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(v);
   if (!m) return undefined;
-  const n = Number(m[1]) * (UNITS[(m[2] ?? '').toLowerCase()] ?? NaN);
-  return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
+  const n = Math.floor(Number(m[1]) * (UNITS[(m[2] ?? '').toLowerCase()] ?? NaN));
+  // size=0 means "no limit" to tmpfs: a size that rounds down to 0 is refused.
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 /** tmpfs size= accepts bytes with k/m/g suffix or a percentage of RAM. */
@@ -22,7 +23,7 @@ export function parseTmpfsSize(v: number | string): string | undefined {
 }
 
 export function isPowerOfTwo(n: number): boolean {
-  return n > 0 && (n & (n - 1)) === 0;
+  return Number.isSafeInteger(n) && n > 0 && Number.isInteger(Math.log2(n));
 }
 
 /** Level ranges mksquashfs accepts per compressor (undefined: no level option). */

@@ -54,13 +54,25 @@ export function commandLine(cmd: string, args: readonly string[]): string {
   return [cmd, ...args].map(quoteArg).join(' ');
 }
 
-function lineSplitter(cb: ((line: string) => void) | undefined): (chunk: string) => void {
+interface Splitter {
+  push(chunk: string): void;
+  /** Deliver a last line that had no newline. */
+  flush(): void;
+}
+
+function lineSplitter(cb: ((line: string) => void) | undefined): Splitter {
   let rest = '';
-  return (chunk: string) => {
-    if (!cb) return;
-    const parts = (rest + chunk).split(/[\r\n]/);
-    rest = parts.pop() ?? '';
-    for (const p of parts) if (p.length > 0) cb(p);
+  return {
+    push(chunk) {
+      if (!cb) return;
+      const parts = (rest + chunk).split(/[\r\n]/);
+      rest = parts.pop() ?? '';
+      for (const p of parts) if (p.length > 0) cb(p);
+    },
+    flush() {
+      if (cb && rest.length > 0) cb(rest);
+      rest = '';
+    },
   };
 }
 
@@ -87,12 +99,12 @@ export async function run(
   const errLines = lineSplitter(opts.onStderrLine);
   child.stdout?.setEncoding('utf8').on('data', (d: string) => {
     if (stdout.length < MAX_KEPT) stdout += d;
-    outLines(d);
+    outLines.push(d);
   });
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     // Keep the tail: the last lines name the failure.
     stderr = (stderr + d).slice(-MAX_KEPT);
-    errLines(d);
+    errLines.push(d);
   });
   let timer: NodeJS.Timeout | undefined;
   if (opts.timeoutMs !== undefined) {
@@ -103,9 +115,13 @@ export async function run(
       reject(err);
     });
     child.on('close', (code, signal) => {
+      outLines.flush();
+      errLines.flush();
       resolve({ code: code ?? -1, signal, stdout, stderr });
     });
   }).catch((err: unknown) => {
+    if (timer) clearTimeout(timer);
+    running.delete(child);
     if (errnoCode(err) === 'ENOENT') {
       const pkg = PROVIDERS[cmd];
       throw new SquashtreeError('E_COMMAND_MISSING', `${cmd}: command not found`, {

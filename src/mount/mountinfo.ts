@@ -61,7 +61,8 @@ export function mountsUnder(mounts: readonly MountEntry[], path: string): MountE
 export function superOption(m: MountEntry, key: string): string | undefined {
   for (const part of m.superOptions.split(',')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq) === key) return part.slice(eq + 1);
+    // The kernel escapes ",= \t\n\\" in option values (seq_show_option) as it does in paths.
+    if (eq > 0 && part.slice(0, eq) === key) return unescapeMountField(part.slice(eq + 1));
   }
   return undefined;
 }

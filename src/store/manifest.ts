@@ -76,6 +76,11 @@ export async function readManifest(store: string): Promise<Manifest | null> {
     for (const f of g.images)
       if (!m.images[f]) throw corrupt(path, `generation ${g.generation} names unknown image ${f}`);
   }
+  const newest = Math.max(...m.generations.map((g) => g.generation));
+  if (m.lastGeneration < newest) {
+    // New images are named after lastGeneration + 1: a smaller value would overwrite one.
+    throw corrupt(path, `lastGeneration ${m.lastGeneration} is below generation ${newest}`);
+  }
   if (!m.generations.some((g) => g.generation === m.current)) {
     throw corrupt(path, `current generation ${m.current} is not listed`);
   }
