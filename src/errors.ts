@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'E_CONFIRM'
   | 'E_NO_SPACE'
   | 'E_INTERRUPTED'
+  | 'E_FOREIGN_FILE'
   | 'E_INTERNAL';
 
 export interface ErrorDetails {

@@ -3,6 +3,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig, selectTrees, type Config } from '../co
 import { Tree } from '../lifecycle/tree.js';
 import { makeReporter } from './reporter.js';
 import { SquashtreeError } from '../errors.js';
+import type { CommandSpec } from './spec.js';
 import { isAbsolute, resolve } from 'node:path';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
@@ -23,6 +24,8 @@ export interface CliContext {
   waitSeconds: number;
   loadConfig(): Promise<Config>;
   trees(names: readonly string[]): Promise<Tree[]>;
+  /** Every command (for help-derived output: the man page, completions). */
+  commands?: readonly CommandSpec[];
 }
 
 export function resolveGlobals(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CliContext {

@@ -10,10 +10,12 @@ import { SquashtreeError, errorMessage } from '../errors.js';
 import { killRunningChildren } from '../exec/run.js';
 import { resolveGlobals, type GlobalOptions } from './context.js';
 import { errorRecord } from './per-tree.js';
-import type { CommandOutput, CommandSpec } from './spec.js';
+import { GLOBAL_OPTIONS, type CommandOutput, type CommandSpec } from './spec.js';
 import { COMMANDS } from './commands/index.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './version.js';
+
+export { VERSION };
 
 function printError(e: unknown, json: boolean): void {
   if (json) {
@@ -53,25 +55,18 @@ export function buildProgram(
       'Keep large trees of small files in SquashFS images, writable through OverlayFS, committed in layers.',
     )
     .version(VERSION)
-    .option(
-      '-c, --config <file>',
-      'config file (default $SQUASHTREE_CONFIG or /etc/squashtree/squashtree.toml)',
-    )
-    .option(
-      '-s, --state-dir <dir>',
-      'runtime state dir (default $SQUASHTREE_STATE_DIR or /run/squashtree)',
-    )
-    .option('--json', 'print data as JSON on stdout')
-    .option('-q, --quiet', 'print no progress')
-    .option(
-      '--wait <seconds>',
-      'how long to wait for another squashtree working on the same tree',
-      '300',
-    )
     .showHelpAfterError('(run squashtree --help for usage)')
     .exitOverride();
+  for (const o of GLOBAL_OPTIONS) {
+    const opt = new Option(o.flags, o.description);
+    if (o.default !== undefined) opt.default(o.default);
+    program.addOption(opt);
+  }
   for (const spec of COMMANDS) {
-    const cmd = program.command(spec.name).description(spec.summary).exitOverride();
+    const cmd = program
+      .command(spec.name, { hidden: spec.hidden === true })
+      .description(spec.summary)
+      .exitOverride();
     if (spec.args) cmd.arguments(spec.args);
     for (const o of spec.options ?? []) {
       const opt = new Option(o.flags, o.description);
@@ -126,7 +121,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const ctx = resolveGlobals(globals);
+    const ctx = { ...resolveGlobals(globals), commands: COMMANDS };
     if (spec.root && process.geteuid?.() !== 0) {
       throw new SquashtreeError(
         'E_NOT_ROOT',
@@ -142,7 +137,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const text = spec.render(out.data);
       if (text) process.stdout.write(`${text}\n`);
     }
-    return out.ok ? 0 : 1;
+    return out.exitCode ?? (out.ok ? 0 : 1);
   } catch (e) {
     printError(e, json);
     return e instanceof SquashtreeError ? e.exitCode : 1;

@@ -15,6 +15,8 @@ export interface CommandOutput<T = unknown> {
   data: T;
   /** False makes the process exit 1 (some tree failed). */
   ok: boolean;
+  /** Exit with this status instead (squashtree run passes on its command's). */
+  exitCode?: number;
 }
 
 export interface CommandSpec<T = unknown> {
@@ -25,9 +27,30 @@ export interface CommandSpec<T = unknown> {
   options?: OptionSpec[];
   /** Needs root (mounts, loop devices). */
   root?: boolean;
+  /** Left out of --help (internal entry points such as the portage hook). */
+  hidden?: boolean;
   run(ctx: CliContext, args: string[], opts: Record<string, unknown>): Promise<CommandOutput<T>>;
   render(data: T): string;
 }
+
+/** Options every command takes; --help, the man page and completions list them from here. */
+export const GLOBAL_OPTIONS: OptionSpec[] = [
+  {
+    flags: '-c, --config <file>',
+    description: 'config file (default $SQUASHTREE_CONFIG or /etc/squashtree/squashtree.toml)',
+  },
+  {
+    flags: '-s, --state-dir <dir>',
+    description: 'runtime state dir (default $SQUASHTREE_STATE_DIR or /run/squashtree)',
+  },
+  { flags: '--json', description: 'print data as JSON on stdout' },
+  { flags: '-q, --quiet', description: 'print no progress' },
+  {
+    flags: '--wait <seconds>',
+    description: 'how long to wait for another squashtree working on the same tree',
+    default: '300',
+  },
+];
 
 export function defineCommand<T>(spec: CommandSpec<T>): CommandSpec {
   return spec;

@@ -15,6 +15,9 @@ import { checkOwnedDir } from '../fs/secure.js';
 import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
 import { mountsUnder, readMounts } from '../mount/mountinfo.js';
 import { layoutFor } from '../lifecycle/layout.js';
+import { superOption } from '../mount/mountinfo.js';
+import { portageAdvice } from '../integrations/portage.js';
+import { isWithin } from '../config/values.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -212,6 +215,43 @@ async function treeChecks(tree: TreeConfig, stateDir: string): Promise<Check[]> 
   return out;
 }
 
+/**
+ * The recipe squashtree replaces: a squashfs image mounted read-only and an
+ * overlay on the repository whose upper lives in /dev/shm. Moving over must
+ * not lose the changes pending in that upper, so the steps pack the merged
+ * view first.
+ */
+async function oldRecipe(stateDir: string): Promise<Check[]> {
+  const mounts = await readMounts();
+  const out: Check[] = [];
+  for (const m of mounts) {
+    if (m.fstype !== 'overlay') continue;
+    const upper = superOption(m, 'upperdir') ?? '';
+    if (isWithin(upper, stateDir) || !upper) continue;
+    const lowers = (superOption(m, 'lowerdir') ?? '').split(':');
+    const onSquashfs = lowers.some((l) =>
+      mounts.some((x) => x.fstype === 'squashfs' && x.mountPoint === l),
+    );
+    if (!onSquashfs && !upper.startsWith('/dev/shm')) continue;
+    const dir = m.mountPoint;
+    out.push(
+      bad(
+        'old squash_portage-style mount',
+        `${dir} is an overlay on a SquashFS image with its upper in ${upper} (not managed by squashtree)`,
+        [
+          'to move over without losing its pending changes:',
+          `1. stop writers (no emerge --sync now), then pack the merged view: mksquashfs ${dir} /var/tmp/squashtree-migrate.sqfs -noappend -xattrs`,
+          '2. stop and disable the old service (its own re-squash is no longer needed), so the overlay and image are unmounted',
+          `3. squashtree init NAME --dir ${dir} --from-image /var/tmp/squashtree-migrate.sqfs`,
+          '4. squashtree install openrc (or systemd) and squashtree install portage, then squashtree start NAME',
+        ].join('\n        '),
+        'warn',
+      ),
+    );
+  }
+  return out;
+}
+
 export async function runDoctor(configPath: string, stateDir: string): Promise<DoctorReport> {
   const checks: Check[] = [];
   checks.push(
@@ -265,5 +305,9 @@ export async function runDoctor(configPath: string, stateDir: string): Promise<D
     for (const c of comps) checks.push(await mountProbe(c));
   }
   for (const t of trees) checks.push(...(await treeChecks(t, stateDir)));
+  const configRoot = process.env.PORTAGE_CONFIGROOT ?? '/';
+  for (const a of await portageAdvice(configRoot, trees))
+    checks.push(bad(`tree ${a.tree}: portage`, a.problem, a.fix, 'warn'));
+  checks.push(...(await oldRecipe(stateDir)));
   return { ok: checks.every((c) => c.verdict !== 'fail'), checks };
 }

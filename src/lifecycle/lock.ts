@@ -7,7 +7,7 @@
  * `squashtree run` that inherits the descriptor (SQUASHTREE_LOCK_FD) holds
  * it already.
  */
-import { promises as fsp, constants as C } from 'node:fs';
+import { fstatSync, promises as fsp, constants as C } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { SquashtreeError } from '../errors.js';
 import { run } from '../exec/run.js';
@@ -34,7 +34,20 @@ function inheritedFd(path: string): number | undefined {
 export async function acquireLock(path: string, opts: LockOptions): Promise<TreeLock> {
   const inherited = inheritedFd(path);
   if (inherited !== undefined) {
-    return { path, fd: inherited, release: () => Promise.resolve() };
+    try {
+      fstatSync(inherited);
+      return { path, fd: inherited, release: () => Promise.resolve() };
+    } catch {
+      // The descriptor did not survive (a program between us closed it): waiting would deadlock.
+      throw new SquashtreeError(
+        'E_LOCKED',
+        `this tree is locked by the squashtree run that started us`,
+        {
+          path,
+          hint: 'squashtree run commits when its command finishes; no commit is needed inside it',
+        },
+      );
+    }
   }
   let fh: FileHandle;
   try {

@@ -12,7 +12,8 @@ import { compactLocked, type CompactResult } from './compact.js';
 import { makeContext, type Reporter, type TreeContext } from './context.js';
 import { diffLocked, type DiffResult } from './diff.js';
 import { discardLocked, type DiscardResult } from './discard.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, type TreeLock } from './lock.js';
+import { runLocked, type RunResult } from './run-command.js';
 import { rollbackLocked, type RollbackResult } from './rollback.js';
 import { startLocked, type StartResult } from './start.js';
 import { treeStatus, type TreeStatus } from './status.js';
@@ -43,13 +44,13 @@ export class Tree {
   }
 
   /** Run `fn` holding the tree's lock. */
-  async locked<T>(fn: (ctx: TreeContext) => Promise<T>): Promise<T> {
+  async locked<T>(fn: (ctx: TreeContext, lock: TreeLock) => Promise<T>): Promise<T> {
     await ensureSecureDir(this.ctx.stateDir, { mode: 0o700, parents: true });
     await ensureSecureDir(this.ctx.layout.runtime, { mode: 0o700 });
     const lock = await acquireLock(this.ctx.layout.lock, { waitSeconds: this.ctx.lockWaitSeconds });
     try {
       await clearLeftovers(this.ctx);
-      return await fn(this.ctx);
+      return await fn(this.ctx, lock);
     } finally {
       await lock.release();
     }
@@ -92,6 +93,11 @@ export class Tree {
 
   verify(generation?: number): Promise<VerifyResult> {
     return this.locked((c) => verifyLocked(c, generation));
+  }
+
+  /** Run a command holding the lock; commit if it succeeds. */
+  run(command: readonly string[]): Promise<RunResult> {
+    return this.locked((c, lock) => runLocked(c, lock, command));
   }
 
   /** Read-only; does not wait for the lock. */

@@ -3,6 +3,8 @@ import type { CommandSpec } from '../spec.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { initCommand } from './init.js';
+import { hookCommand, installCommand, runCommand, uninstallCommand } from './integrations.js';
+import { completionCommand, manCommand, treesCommand } from './meta.js';
 import {
   commitCommand,
   compactCommand,
@@ -29,5 +31,12 @@ export const COMMANDS: CommandSpec[] = [
   rollbackCommand,
   verifyCommand,
   doctorCommand,
+  runCommand,
+  installCommand,
+  uninstallCommand,
+  completionCommand,
+  manCommand,
   demoCommand,
+  hookCommand,
+  treesCommand,
 ];

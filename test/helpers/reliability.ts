@@ -1,0 +1,211 @@
+/**
+ * Helpers for the reliability tests (stress, faults from outside, hostile
+ * input): a richer view of `status --json`, a CLI child that can be signalled
+ * mid-run, a small filesystem image to run a store out of space, and checks
+ * that nothing was left mounted, attached or half-written.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { BIN, type CliResult } from './cli.js';
+import { mountsBelow, type Sandbox } from './env.js';
+import { parseJson, type TreeFixture } from './setup.js';
+
+export interface TreeStatusJson {
+  name: string;
+  state: string;
+  mounted: boolean;
+  generation: number;
+  mountedGeneration: number | null;
+  layers: number;
+  pending: { files: number; bytes: number };
+  upper: {
+    kind: string;
+    usedBytes: number;
+    limitBytes: number;
+    usedInodes: number;
+    limitInodes: number;
+    full: boolean;
+  } | null;
+  generations: { generation: number; action: string; layers: number; current: boolean }[];
+}
+
+/** `status --json` of the fixture's only tree. */
+export async function treeStatus(f: Pick<TreeFixture, 'ok'>): Promise<TreeStatusJson> {
+  const s = parseJson<{ trees: TreeStatusJson[] }>(await f.ok('status', '--json'));
+  const t = s.trees[0];
+  assert.ok(t, 'status lists the tree');
+  return t;
+}
+
+/** Loop devices whose backing file lies below dir. */
+export function loopsFor(dir: string): string[] {
+  return execFileSync('losetup', ['-a'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(`(${dir}/`));
+}
+
+/** Mount points below dir with their fstype, read from /proc/self/mountinfo. */
+export function mountTable(dir: string): { point: string; fstype: string }[] {
+  const text = execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' });
+  const out: { point: string; fstype: string }[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const point = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+      String.fromCharCode(parseInt(o, 8)),
+    );
+    const sep = f.indexOf('-');
+    if (point === dir || point.startsWith(`${dir}/`))
+      out.push({ point, fstype: sep >= 0 ? (f[sep + 1] ?? '') : '' });
+  }
+  return out;
+}
+
+/** The tree's runtime dir, its tmpfs upper and the upper's data dir. */
+export function runtimeOf(
+  sb: Sandbox,
+  name = 't',
+): { runtime: string; upper: string; data: string } {
+  const runtime = join(sb.state, name);
+  return { runtime, upper: join(runtime, 'upper'), data: join(runtime, 'upper', 'data') };
+}
+
+/** Scratch mounts (stage, verify, scratch, lower view) a finished command must not leave. */
+export function strayMounts(sb: Sandbox, name = 't'): string[] {
+  const { runtime } = runtimeOf(sb, name);
+  return mountTable(runtime)
+    .map((m) => m.point)
+    .filter((p) => /\/(stage|verify|scratch)(\/|$)/.test(p.slice(runtime.length)));
+}
+
+/** A stopped tree leaves nothing mounted or attached below the sandbox, and no temp files. */
+export async function assertClean(sb: Sandbox, store: string, what: string): Promise<void> {
+  assert.deepEqual(
+    mountsBelow(sb.dir).filter((p) => !p.startsWith(join(sb.dir, 'storefs'))),
+    [],
+    `${what}: mounts left`,
+  );
+  assert.deepEqual(
+    loopsFor(sb.dir).filter((l) => !l.includes('/storefs.img')),
+    [],
+    `${what}: loops left`,
+  );
+  assert.deepEqual(
+    (await fsp.readdir(store)).filter((n) => n.startsWith('.')),
+    [],
+    `${what}: temp files left in the store`,
+  );
+}
+
+/** No "internal error" and no JavaScript stack frames in a CLI's output. */
+export function assertNoStack(r: CliResult, what: string): void {
+  const text = `${r.stdout}\n${r.stderr}`;
+  assert.doesNotMatch(text, /internal error/i, `${what}: internal error\n${r.stderr}`);
+  assert.doesNotMatch(text, /^\s+at .+:\d+:\d+\)?$/m, `${what}: stack trace\n${r.stderr}`);
+}
+
+export interface Running {
+  child: ChildProcess;
+  done: Promise<CliResult>;
+  /** Resolves once stderr has shown a line matching re (or the command ended). */
+  waitFor(re: RegExp): Promise<boolean>;
+}
+
+/** Start the CLI as a child that the test can signal; detached gives it its own process group. */
+export function spawnCli(sb: Sandbox, args: readonly string[], detached = false): Running {
+  const child = spawn(
+    process.execPath,
+    [BIN, '--config', sb.config, '--state-dir', sb.state, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached,
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  const waiters: { re: RegExp; resolve: (v: boolean) => void }[] = [];
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    for (const w of [...waiters]) {
+      if (w.re.test(stderr)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(true);
+      }
+    }
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      for (const w of waiters.splice(0)) w.resolve(false);
+      resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+  });
+  return {
+    child,
+    done,
+    waitFor: (re) =>
+      re.test(stderr)
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) resolve(false);
+            else waiters.push({ re, resolve });
+          }),
+  };
+}
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((r) => {
+    setTimeout(r, ms);
+  });
+
+/**
+ * A small ext4 filesystem in a file below the sandbox, mounted at
+ * SB/storefs (the sandbox's cleanup unmounts it and detaches its loop).
+ */
+export function smallExt4(sb: Sandbox, megabytes: number): string {
+  const img = join(sb.dir, 'storefs.img');
+  const mnt = join(sb.dir, 'storefs');
+  execFileSync('truncate', ['-s', `${megabytes}M`, img]);
+  execFileSync('mkfs.ext4', ['-q', '-F', img]);
+  execFileSync('mkdir', ['-p', mnt]);
+  execFileSync('mount', ['-o', 'loop', img, mnt]);
+  return mnt;
+}
+
+/** Free 1 KiB blocks of a filesystem, counting the blocks reserved for root (root may use them). */
+export async function freeKiB(path: string): Promise<number> {
+  const s = await fsp.statfs(path);
+  return Math.floor((s.bfree * s.bsize) / 1024);
+}
+
+/** Fill the filesystem of `dir` with a filler file until only `leaveKiB` KiB are free. */
+export async function fillTo(dir: string, filler: string, leaveKiB: number): Promise<void> {
+  await fsp.rm(filler, { force: true });
+  execFileSync('sync', ['-f', dir]);
+  const free = await freeKiB(dir);
+  const count = Math.max(0, free - leaveKiB);
+  if (count > 0)
+    execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1k', `count=${count}`], {
+      stdio: 'ignore',
+    });
+  execFileSync('sync', ['-f', dir]);
+}
+
+/** Deterministic pseudo-random bytes (incompressible) from a seed, without a PRNG per byte. */
+export function noise(bytes: number, seed: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  let x = (seed ^ 0x9e3779b9) >>> 0 || 1;
+  for (let i = 0; i + 4 <= bytes; i += 4) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out.writeUInt32LE(x, i);
+  }
+  return out;
+}
