@@ -66,9 +66,19 @@ export async function writeGenerated(
   }
   for (const p of plans) {
     if (p.action === 'unchanged') continue;
-    await fsp.mkdir(dirname(p.target), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(p.target, p.file.content, p.file.mode);
-    await fsp.chmod(p.target, p.file.mode);
+    try {
+      await fsp.mkdir(dirname(p.target), { recursive: true, mode: 0o755 });
+      await writeFileAtomic(p.target, p.file.content, p.file.mode);
+      await fsp.chmod(p.target, p.file.mode);
+    } catch (e) {
+      if (errnoCode(e) === 'EACCES' || errnoCode(e) === 'EPERM') {
+        throw new SquashtreeError('E_NOT_ROOT', `cannot write ${p.target}: permission denied`, {
+          path: p.target,
+          hint: 'run install as root, or give --root DIR to install below a directory of yours',
+        });
+      }
+      throw e;
+    }
   }
   return plans.map((p) => ({ path: p.target, action: p.action, content: p.file.content }));
 }
@@ -93,8 +103,8 @@ export async function removeGenerated(
 
 /** How generated scripts call this very installation of squashtree. */
 export interface Invocation {
-  node: string;
-  bin: string;
+  /** The program, already split into words (node and the script, or /usr/bin/squashtree). */
+  exec: string[];
   config: string;
   stateDir: string;
 }
@@ -104,9 +114,7 @@ export function shq(s: string): string {
 }
 
 export function commandLine(inv: Invocation): string {
-  return [inv.node, inv.bin, '--config', inv.config, '--state-dir', inv.stateDir]
-    .map(shq)
-    .join(' ');
+  return [...inv.exec, '--config', inv.config, '--state-dir', inv.stateDir].map(shq).join(' ');
 }
 
 export function header(target: string, comment = '#'): string {

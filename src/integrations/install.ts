@@ -31,7 +31,9 @@ export function checkTarget(t: string): Target {
   });
 }
 
-export function thisInvocation(configPath: string, stateDir: string): Invocation {
+/** How generated files call squashtree: `exec` as given (packagers), else this node and script. */
+export function thisInvocation(configPath: string, stateDir: string, exec?: string): Invocation {
+  if (exec) return { exec: exec.split(/\s+/).filter(Boolean), config: configPath, stateDir };
   const bin = process.argv[1] ?? 'squashtree';
   let real = bin;
   try {
@@ -39,7 +41,7 @@ export function thisInvocation(configPath: string, stateDir: string): Invocation
   } catch {
     // keep what we were started as
   }
-  return { node: process.execPath, bin: real, config: configPath, stateDir };
+  return { exec: [process.execPath, real], config: configPath, stateDir };
 }
 
 function filesFor(target: Target, inv: Invocation, trees: readonly TreeConfig[]): GeneratedFile[] {

@@ -15,7 +15,7 @@ description="Mount squashtree trees: SquashFS images with a writable overlay"
 extra_started_commands="commit"
 description_commit="Commit pending changes of every tree and stay mounted"
 
-squashtree() {
+_squashtree() {
 	${commandLine(inv)} "$@"
 }
 # Seconds a stop may take (commits first); override in /etc/conf.d/squashtree.
@@ -29,7 +29,7 @@ depend() {
 
 start() {
 	ebegin "Mounting squashtree trees"
-	squashtree --quiet start
+	_squashtree --quiet start
 	eend $? "squashtree could not mount every tree (run: squashtree doctor)"
 }
 
@@ -41,12 +41,12 @@ stop() {
 }
 
 status() {
-	squashtree status
+	_squashtree status
 }
 
 commit() {
 	ebegin "Committing squashtree trees"
-	squashtree --quiet commit
+	_squashtree --quiet commit
 	eend $?
 }
 `;

@@ -37,7 +37,6 @@ export const installCommand = defineCommand<InstallResult>({
   name: 'install',
   summary: `write integration files: ${TARGETS.join(', ')} (shows what it writes)`,
   args: '<target>',
-  root: true,
   options: [
     {
       flags: '--root <dir>',
@@ -49,16 +48,26 @@ export const installCommand = defineCommand<InstallResult>({
       flags: '-y, --yes',
       description: 'accept the portage setting (sync-allow-hardlinks = no) without asking',
     },
+    {
+      flags: '--exec <command>',
+      description:
+        'how generated files call squashtree (default: this node and script; packagers: /usr/bin/squashtree)',
+    },
   ],
   run: async (ctx, [target], o) => {
     const t = checkTarget(target ?? '');
     const config = await ctx.loadConfig();
-    const result = await install(t, thisInvocation(ctx.configPath, ctx.stateDir), config.trees, {
-      root: o.root as string,
-      force: Boolean(o.force),
-      yes: Boolean(o.yes),
-      ...(process.stdin.isTTY && process.stderr.isTTY ? { ask } : {}),
-    });
+    const result = await install(
+      t,
+      thisInvocation(ctx.configPath, ctx.stateDir, o.exec as string | undefined),
+      config.trees,
+      {
+        root: o.root as string,
+        force: Boolean(o.force),
+        yes: Boolean(o.yes),
+        ...(process.stdin.isTTY && process.stderr.isTTY ? { ask } : {}),
+      },
+    );
     return { data: result, ok: true };
   },
   render: (r) => {
@@ -82,7 +91,6 @@ export const uninstallCommand = defineCommand<UninstallResult>({
   name: 'uninstall',
   summary: 'remove the files install wrote (never a file squashtree did not write)',
   args: '<target>',
-  root: true,
   options: [{ flags: '--root <dir>', description: 'the root install used', default: '/' }],
   run: async (_ctx, [target], o) => {
     const result = await uninstall(checkTarget(target ?? ''), o.root as string);
