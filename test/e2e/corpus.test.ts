@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { sqOk } from '../helpers/cli.js';
+import { parseJson, type StatusJson } from '../helpers/setup.js';
 
 const CORPUS = fileURLToPath(new URL('../../../shared/corpus', import.meta.url));
 const PORTAGE_RSYNC = [
@@ -72,6 +73,66 @@ describe('real Gentoo repository snapshots', () => {
     await ok('compact', 'guru');
     await ok('start', 'guru');
     assert.equal(sameTree(join(sb.dir, 'd7'), tree), '');
+    await ok('stop', 'guru');
+  });
+
+  it("after install openrc and install portage, a sync through portage's steps commits only what changed", async (t) => {
+    if (!existsSync(join(CORPUS, 'guru-d1.tar.xz'))) {
+      const msg = `corpus not found at ${CORPUS}; skipping`;
+      console.log(`# SKIP: ${msg}`);
+      t.skip(msg);
+      return;
+    }
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    for (const s of ['base', 'd1']) {
+      await fsp.mkdir(join(sb.dir, s));
+      execFileSync('tar', ['-xJf', join(CORPUS, `guru-${s}.tar.xz`), '-C', join(sb.dir, s)]);
+    }
+    const tree = join(sb.dir, 'tree');
+    execFileSync('cp', ['-a', join(sb.dir, 'base'), tree]);
+    const root = join(sb.dir, 'root');
+    await fsp.mkdir(join(root, 'etc/portage/repos.conf'), { recursive: true });
+    await fsp.writeFile(
+      join(root, 'etc/portage/repos.conf/guru.conf'),
+      `[guru]\nlocation = ${tree}\nsync-type = rsync\n`,
+    );
+    const ok = sqOk(sb);
+    await ok('init', 'guru', '--dir', tree, '--store', sb.store('guru'), '--compression', 'gzip');
+    await ok('install', 'openrc', '--root', root);
+    const install = await ok('install', 'portage', '--root', root, '--yes');
+    assert.match(install.stdout, /sync-allow-hardlinks = no/);
+    const rc = `ebegin() { :; }; eend() { return "$1"; }; . ${join(root, 'etc/init.d/squashtree')};`;
+    execFileSync('sh', ['-c', `${rc} start`]);
+    const gen = async (): Promise<number> =>
+      parseJson<StatusJson>(await ok('status', '--json')).trees[0]?.generation ?? -1;
+    const g0 = await gen();
+    // sync-allow-hardlinks = no: portage rsyncs straight into the repository.
+    execFileSync('rsync', [...PORTAGE_RSYNC, `${join(sb.dir, 'd1')}/`, `${tree}/`]);
+    const upper = execFileSync('find', [join(sb.state, 'guru/upper/data'), '!', '-type', 'd'], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean);
+    t.diagnostic(`upper after the one-day sync: ${upper.length} entries`);
+    assert.ok(
+      upper.length > 100 && upper.length < 400,
+      `only the changed files went up (${upper.length})`,
+    );
+    const hook = join(root, 'etc/portage/repo.postsync.d/squashtree');
+    execFileSync(hook, ['guru', 'rsync://127.0.0.1/guru', tree], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    assert.equal(await gen(), g0 + 1);
+    execFileSync('sh', ['-c', `${rc} stop`]);
+    assert.equal(
+      execFileSync('sh', ['-c', `grep -c ' ${sb.dir}' /proc/self/mounts || true`], {
+        encoding: 'utf8',
+      }).trim(),
+      '0',
+    );
+    await ok('start', 'guru');
+    assert.equal(sameTree(join(sb.dir, 'd1'), tree), '');
     await ok('stop', 'guru');
   });
 });
