@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI lives in dist/ (built by `npm ci` through the prepare script).
-import { main } from '../dist/cli/main.js';
+// Thin launcher: the CLI is bundled into dist/squashtree.mjs by `npm ci`
+// (the prepare script) or `npm run build`.
+import { main } from '../dist/squashtree.mjs';
 
 process.exitCode = await main(process.argv.slice(2));

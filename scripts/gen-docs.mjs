@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const cli = (args) => {
-  const r = spawnSync(process.execPath, [`${root}bin/squashtree.js`, ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [`${root}bin/squashtree.js`, ...args], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`squashtree ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 };
