@@ -111,7 +111,9 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     await writeSnapshot(layout.snapshotFile, snapshotOf(capture.entries));
     await writeSession(layout.sessionFile, { ...session, committedGeneration: number });
     fault('commit:after-session');
-    await collectGarbage(tree.store, m, tree.keep, new Set(session.lower));
+    await collectGarbage(tree.store, m, tree.keep, new Set(session.lower), () => {
+      fault('gc:after-manifest');
+    });
     return {
       tree: tree.name,
       committed: true,

@@ -56,14 +56,20 @@ export async function mountStack(
   }
 }
 
-/** Unmount everything below `runtime` (deepest first) and detach stale loops of `store`. */
-export async function teardownUnder(runtime: string, store: string): Promise<string[]> {
+/** Unmount everything below each of `paths` (deepest first) and detach stale loops of `store`. */
+export async function teardownUnder(
+  paths: string | readonly string[],
+  store: string,
+): Promise<string[]> {
   const done: string[] = [];
-  for (const m of mountsUnder(await readMounts(), runtime)) {
-    await unmount(m.mountPoint);
-    done.push(m.mountPoint);
+  const mounts = await readMounts();
+  for (const p of typeof paths === 'string' ? [paths] : paths) {
+    for (const m of mountsUnder(mounts, p)) {
+      await unmount(m.mountPoint);
+      done.push(m.mountPoint);
+    }
   }
-  await detachStaleLoops(store);
+  if (done.length > 0) await detachStaleLoops(store);
   return done;
 }
 

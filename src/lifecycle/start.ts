@@ -48,11 +48,11 @@ async function checkTarget(dir: string): Promise<void> {
 /** Unmount image mounts and views a crash left behind; keep a surviving tmpfs upper. */
 async function clearStaleMounts(ctx: TreeContext): Promise<void> {
   const { layout, tree } = ctx;
-  await teardownUnder(layout.imagesDir, tree.store);
-  await teardownUnder(layout.lowerView, tree.store);
-  await teardownUnder(layout.verifyMount, tree.store);
-  await teardownUnder(layout.scratch, tree.store);
-  await teardownUnder(layout.stage, tree.store);
+  await teardownUnder(
+    [layout.imagesDir, layout.lowerView, layout.verifyMount, layout.scratch, layout.stage],
+    tree.store,
+  );
+  // Loops a crash left attached without a mount.
   await detachStaleLoops(tree.store);
 }
 

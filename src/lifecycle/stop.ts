@@ -71,8 +71,7 @@ export async function releaseSession(
   lazy = false,
 ): Promise<void> {
   const { layout, tree } = ctx;
-  await teardownUnder(layout.lowerView, tree.store);
-  await teardownUnder(layout.imagesDir, tree.store);
+  await teardownUnder([layout.lowerView, layout.imagesDir], tree.store);
   if (layout.upperIsTmpfs) {
     await teardownUnderLazy(layout.upperRoot, lazy);
     fault('stop:after-upper-umount');

@@ -27,8 +27,7 @@ import { verifyLocked, type VerifyResult } from './verify.js';
  */
 async function clearLeftovers(ctx: TreeContext): Promise<void> {
   const { layout, tree } = ctx;
-  for (const m of [layout.verifyMount, layout.stage, layout.scratch])
-    await teardownUnder(m, tree.store);
+  await teardownUnder([layout.verifyMount, layout.stage, layout.scratch], tree.store);
   await cleanupTemps(tree.store);
 }
 

@@ -55,6 +55,7 @@ export async function collectGarbage(
   m: Manifest,
   keep: number,
   pinned: ReadonlySet<string>,
+  afterManifest?: () => void,
 ): Promise<GcResult> {
   const others = m.generations
     .filter((g) => g.generation !== m.current)
@@ -66,8 +67,13 @@ export async function collectGarbage(
   }
   const needed = new Set<string>([...pinned]);
   for (const g of m.generations) for (const f of g.images) needed.add(f);
+  const before = Object.keys(m.images).length;
   m.images = Object.fromEntries(Object.entries(m.images).filter(([f]) => needed.has(f)));
-  await writeManifest(store, m);
+  // Rewrite (and fsync) the manifest only when it changed.
+  if (dropped.length > 0 || Object.keys(m.images).length !== before) {
+    await writeManifest(store, m);
+    afterManifest?.();
+  }
   const deleted: string[] = [];
   let freed = 0;
   for (const n of await fsp.readdir(store)) {
