@@ -33,12 +33,13 @@ function firstDifference(a: readonly Entry[], b: readonly Entry[]): string | und
 export async function captureUpper(
   upperData: string,
   stage: string,
+  exclude: readonly string[] = [],
   attempts = 4,
 ): Promise<Capture> {
   let changed = '';
   for (let i = 1; i <= attempts; i++) {
     await fsp.rm(stage, { recursive: true, force: true });
-    const pre = await scanUpper(upperData);
+    const pre = await scanUpper(upperData, exclude);
     // Explicit --preserve=xattr makes a lost xattr (an opaque dir marker) an error.
     await run(
       'cp',
@@ -53,7 +54,7 @@ export async function captureUpper(
         hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
       },
     );
-    const post = await scanUpper(upperData);
+    const post = await scanUpper(upperData, exclude);
     const diff = firstDifference(pre, post);
     if (diff === undefined) return { entries: pre, attempts: i };
     changed = displayPath(diff);

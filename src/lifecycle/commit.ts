@@ -57,7 +57,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   });
   if (!session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
     return nothing('not mounted');
-  const entries = await scanUpper(layout.upperData);
+  const entries = await scanUpper(layout.upperData, tree.exclude);
   const snapshot =
     session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
   const pending = pendingChanges(entries, snapshot);
@@ -67,7 +67,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const stage = staging.dir;
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
-    const capture = await captureUpper(layout.upperData, stage);
+    const capture = await captureUpper(layout.upperData, stage, tree.exclude);
     fault('commit:after-capture');
     const mounted = obs.state === 'mounted';
     const summary = mounted

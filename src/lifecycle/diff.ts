@@ -19,7 +19,7 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
   const m = requireManifest(ctx, obs);
   if (!obs.session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
     return { tree: tree.name, changes: [] };
-  const entries = await scanUpper(layout.upperData);
+  const entries = await scanUpper(layout.upperData, tree.exclude);
   if (obs.state === 'mounted') {
     const s = await computeChanges(entries, lowerViewPath(ctx, obs.session.lower.length), tree.dir);
     return { tree: tree.name, changes: s.changes };

@@ -6,7 +6,8 @@
 import type { TreeContext } from './context.js';
 import { observe, requireManifest } from './observe.js';
 import { startLocked } from './start.js';
-import { releaseSession, unmountOverlay } from './stop.js';
+import { releaseSession } from './stop.js';
+import { unmountTree } from './unmount.js';
 import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
 
 export interface DiscardResult {
@@ -26,11 +27,11 @@ export async function discardLocked(ctx: TreeContext): Promise<DiscardResult> {
   }
   const snap =
     obs.session?.committedGeneration != null ? await readSnapshot(layout.snapshotFile) : null;
-  const pending = pendingChanges(await scanUpper(layout.upperData), snap);
+  const pending = pendingChanges(await scanUpper(layout.upperData, tree.exclude), snap);
   if (!pending.any)
     return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
   const wasMounted = obs.state === 'mounted';
-  if (wasMounted) await unmountOverlay(ctx, false, false);
+  if (wasMounted) await unmountTree(ctx, false);
   await releaseSession(ctx, true);
   if (wasMounted) await startLocked(ctx);
   return { tree: tree.name, discarded: true, files: pending.files, bytes: pending.bytes };

@@ -28,6 +28,8 @@ export interface Layout {
   scratch: string;
   /** A private tmpfs that holds the copy of the upper a commit packs. */
   stage: string;
+  /** Bind mounts that hold excluded dirs while the overlay goes on. */
+  passthrough: string;
 }
 
 export function layoutFor(stateDir: string, tree: TreeConfig): Layout {
@@ -51,5 +53,6 @@ export function layoutFor(stateDir: string, tree: TreeConfig): Layout {
     verifyMount: join(runtime, 'verify'),
     scratch: join(runtime, 'scratch'),
     stage: join(runtime, 'stage'),
+    passthrough: join(runtime, 'pass'),
   };
 }

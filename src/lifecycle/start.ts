@@ -15,7 +15,9 @@ import { fault } from './faults.js';
 import { checkImages } from './integrity.js';
 import { observe, requireManifest } from './observe.js';
 import { removeSession, writeSession, type Session } from './session.js';
+import { unmountTree } from './unmount.js';
 import { detachStaleLoops, mountStack, teardownUnder } from './stack.js';
+import { attachExcluded, holdExcluded, releaseHolders, type Passthrough } from './passthrough.js';
 
 export interface StartResult {
   tree: string;
@@ -49,7 +51,14 @@ async function checkTarget(dir: string): Promise<void> {
 async function clearStaleMounts(ctx: TreeContext): Promise<void> {
   const { layout, tree } = ctx;
   await teardownUnder(
-    [layout.imagesDir, layout.lowerView, layout.verifyMount, layout.scratch, layout.stage],
+    [
+      layout.imagesDir,
+      layout.lowerView,
+      layout.verifyMount,
+      layout.scratch,
+      layout.stage,
+      layout.passthrough,
+    ],
     tree.store,
   );
   // Loops a crash left attached without a mount.
@@ -110,6 +119,7 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
   const stack = await mountStack(paths, layout.image, layout.lowerView, extra);
   let upperFresh = false;
   let overlayUp = false;
+  let held: Passthrough[] = [];
   try {
     fault('start:after-images');
     if (layout.upperIsTmpfs) {
@@ -142,6 +152,7 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
       };
       await writeSession(layout.sessionFile, session);
     }
+    held = await holdExcluded(ctx, reporter);
     reporter.step(`mounting the overlay on ${tree.dir}`);
     await mountOverlay(tree.dir, {
       lower: [...stack.images].reverse(),
@@ -150,9 +161,11 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
       extra,
     });
     overlayUp = true;
+    await attachExcluded(ctx, held);
     fault('start:after-overlay');
   } catch (e) {
-    if (overlayUp) await unmount(tree.dir);
+    if (overlayUp) await unmountTree(ctx, false);
+    await releaseHolders(held);
     await stack.unmount();
     if (upperFresh && layout.upperIsTmpfs) await unmount(layout.upperRoot).catch(() => undefined);
     if (!resume) await removeSession(layout.sessionFile, layout.snapshotFile);

@@ -77,7 +77,7 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
   if (active && obs.session) {
     const snap =
       obs.session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
-    const p = pendingChanges(await scanUpper(layout.upperData), snap);
+    const p = pendingChanges(await scanUpper(layout.upperData, tree.exclude), snap);
     pending = { files: p.files, bytes: p.bytes };
   }
   const commits = m

@@ -6,8 +6,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
-import { findHolders, type Holder } from '../mount/holders.js';
-import { BusyError, unmount } from '../mount/mount.js';
+import { unmount } from '../mount/mount.js';
+import { unmountTree } from './unmount.js';
 import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
@@ -32,36 +32,6 @@ export interface StopResult {
   commit?: CommitResult;
   compact?: CompactResult;
   lazy: boolean;
-}
-
-export function busyError(dir: string, holders: Holder[], committed: boolean): SquashtreeError {
-  const list = holders
-    .slice(0, 10)
-    .map((h) => `  pid ${h.pid} (${h.command}): ${h.uses[0] ?? ''}`)
-    .join('\n');
-  return new SquashtreeError(
-    'E_BUSY',
-    `${dir} is busy${holders.length ? `; held by ${holders.length} process(es):\n${list}` : ''}`,
-    {
-      path: dir,
-      stderr: list,
-      hint: `${committed ? 'your changes are committed. ' : ''}close those processes (or leave the directory), then stop again; or stop --lazy to detach it now`,
-    },
-  );
-}
-
-export async function unmountOverlay(
-  ctx: TreeContext,
-  lazy: boolean,
-  committed: boolean,
-): Promise<void> {
-  try {
-    await unmount(ctx.tree.dir, { lazy });
-  } catch (e) {
-    if (e instanceof BusyError)
-      throw busyError(ctx.tree.dir, await findHolders(ctx.tree.dir), committed);
-    throw e;
-  }
 }
 
 /** After the overlay is gone: images, views, then the upper. */
@@ -106,7 +76,7 @@ export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Prom
     fault('stop:after-commit');
   }
   reporter.step(`unmounting ${tree.dir}`);
-  await unmountOverlay(ctx, lazy, commit?.committed ?? false);
+  await unmountTree(ctx, lazy, commit?.committed ?? false);
   if (lazy)
     reporter.warn(
       `${tree.dir} was detached lazily: processes that still use it keep writing into an upper that is no longer committed`,

@@ -87,9 +87,14 @@ export function pendingChanges(
   return { files, bytes, any };
 }
 
-export async function scanUpper(upperData: string): Promise<Entry[]> {
+/** The upper's entries, without excluded paths (their mount points live there). */
+export async function scanUpper(
+  upperData: string,
+  exclude: readonly string[] = [],
+): Promise<Entry[]> {
+  const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
   try {
-    return await walk(upperData);
+    return await walk(upperData, exclude.length ? { skip } : {});
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return [];
     throw e;

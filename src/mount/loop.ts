@@ -5,7 +5,6 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../exec/run.js';
-import { errnoCode } from '../errors.js';
 
 export interface LoopDevice {
   device: string;
@@ -28,8 +27,8 @@ export async function listLoops(): Promise<LoopDevice[]> {
       ).trim();
       const deleted = raw.endsWith(' (deleted)');
       out.push({ device: `/dev/${n}`, backingFile: deleted ? raw.slice(0, -10) : raw, deleted });
-    } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw e;
+    } catch {
+      // Not attached (ENOENT), or being detached right now (ENODEV, ENXIO): not ours to free.
     }
   }
   return out;

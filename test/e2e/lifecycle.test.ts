@@ -194,3 +194,45 @@ describe('lifecycle', { concurrency: false }, () => {
     );
   });
 });
+
+describe('excluded paths', () => {
+  it('stay on the real disk: visible and writable through the tree, never in an image, never lost', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const tree = join(sb.dir, 'tree');
+    await buildTree(tree, {
+      'a.ebuild': 'EAPI=8\n',
+      distfiles: { dir: { 'foo-1.tar.gz': 'tarball\n' } },
+    });
+    await fsp.writeFile(sb.config, '[defaults]\nexclude = ["distfiles", "packages"]\n');
+    const ok = sqOk(sb);
+    await ok('init', 'x', '--dir', tree, '--store', sb.store('x'), '--remove-source');
+    assert.deepEqual(
+      await fsp.readdir(tree),
+      ['distfiles'],
+      'the excluded dir is kept, the rest removed',
+    );
+    await ok('start', 'x');
+    assert.equal(await fsp.readFile(join(tree, 'distfiles/foo-1.tar.gz'), 'utf8'), 'tarball\n');
+    assert.equal(await fsp.readFile(join(tree, 'a.ebuild'), 'utf8'), 'EAPI=8\n');
+    await fsp.writeFile(join(tree, 'distfiles/bar-2.tar.gz'), 'downloaded while mounted\n');
+    await fsp.mkdir(join(tree, 'packages/app-misc'), { recursive: true });
+    const st = JSON.parse((await ok('status', 'x', '--json')).stdout) as {
+      trees: { pending: { files: number } }[];
+    };
+    assert.equal(st.trees[0]?.pending.files, 0, 'excluded paths are never pending');
+    await ok('stop', 'x');
+    assert.equal(
+      await fsp.readFile(join(tree, 'distfiles/bar-2.tar.gz'), 'utf8'),
+      'downloaded while mounted\n',
+    );
+    assert.ok((await fsp.stat(join(tree, 'packages/app-misc'))).isDirectory());
+    await ok('start', 'x');
+    assert.deepEqual((await fsp.readdir(join(tree, 'distfiles'))).sort(), [
+      'bar-2.tar.gz',
+      'foo-1.tar.gz',
+    ]);
+    await ok('stop', 'x');
+    assert.deepEqual(mountsBelow(sb.dir), []);
+  });
+});
