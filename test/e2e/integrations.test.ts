@@ -147,7 +147,14 @@ describe('integrations', { concurrency: false }, () => {
     const r = await f.run('run', 't', '--', 'sh', '-c', inner);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(await generation(f), g0 + 1);
-    const failed = await f.run('run', 't', '--', 'sh', '-c', `echo nope > ${f.tree}/from-failed; exit 7`);
+    const failed = await f.run(
+      'run',
+      't',
+      '--',
+      'sh',
+      '-c',
+      `echo nope > ${f.tree}/from-failed; exit 7`,
+    );
     assert.equal(failed.status, 7);
     assert.equal(await generation(f), g0 + 1, 'nothing committed after a failure');
     await f.ok('stop', 't', '--on-stop', 'discard');
