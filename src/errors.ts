@@ -40,6 +40,15 @@ export type ErrorCode =
   | 'E_NO_SPACE'
   | 'E_INTERRUPTED'
   | 'E_FOREIGN_FILE'
+  | 'E_OCI'
+  | 'E_OCI_AUTH'
+  | 'E_OCI_NOT_FOUND'
+  | 'E_OCI_DIGEST'
+  | 'E_OCI_MANIFEST'
+  | 'E_OCI_TAG'
+  | 'E_OCI_DOWNGRADE'
+  | 'E_OCI_SIGNATURE'
+  | 'E_KEY'
   | 'E_INTERNAL';
 
 export interface ErrorDetails {

@@ -36,12 +36,13 @@ export function renderCompact(r: CompactResult): string {
 export function renderStop(r: StopResult): string {
   if (!r.wasMounted) return `${r.tree}: not mounted`;
   const parts = [`${r.tree}: stopped${r.lazy ? ' (lazily detached)' : ''}`];
-  if (r.commit) parts.push(`  ${renderCommit(r.commit)}`);
+  const bare = (line: string): string => line.replace(`${r.tree}: `, '');
+  if (r.commit) parts.push(`  ${bare(renderCommit(r.commit))}`);
   if (r.onStop !== 'commit')
     parts.push(
       `  on-stop = ${r.onStop}: pending changes ${r.onStop === 'keep' ? 'kept in the upper' : 'dropped'}`,
     );
-  if (r.compact) parts.push(`  ${renderCompact(r.compact)}`);
+  if (r.compact) parts.push(`  ${bare(renderCompact(r.compact))}`);
   return parts.join('\n');
 }
 
