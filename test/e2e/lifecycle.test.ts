@@ -236,3 +236,76 @@ describe('excluded paths', () => {
     assert.deepEqual(mountsBelow(sb.dir), []);
   });
 });
+
+describe('init --from-image and --remove-source', () => {
+  it('adopts an existing image (a repository snapshot) and refuses a layer', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const snap = join(sb.dir, 'snap');
+    await buildTree(snap, tricky);
+    const img = join(sb.dir, 'gentoo-snapshot.sqfs');
+    execFileSync('mksquashfs', [snap, img, '-noappend', '-quiet', '-no-progress', '-comp', 'xz']);
+    const tree = join(sb.dir, 'tree');
+    await fsp.mkdir(tree);
+    const ok = sqOk(sb);
+    const init = await ok(
+      'init',
+      'snap',
+      '--dir',
+      tree,
+      '--store',
+      sb.store('snap'),
+      '--from-image',
+      img,
+      '--json',
+    );
+    assert.equal((JSON.parse(init.stdout) as { adopted: boolean }).adopted, true);
+    await ok('start', 'snap');
+    await assertSameTree(snap, tree, 'adopted image', { mtime: true });
+    await fsp.writeFile(join(tree, 'local-fix'), 'x\n');
+    await fsp.rm(join(tree, 'README'));
+    await ok('stop', 'snap');
+    // A layer (it holds a whiteout) is not a base.
+    const layer =
+      (await fsp.readdir(sb.store('snap'))).find((n) => n.endsWith('-layer.sqfs')) ?? '';
+    await fsp.mkdir(join(sb.dir, 'other'));
+    const bad = await sq(sb)(
+      'init',
+      'other',
+      '--dir',
+      join(sb.dir, 'other'),
+      '--store',
+      sb.store('other'),
+      '--from-image',
+      join(sb.store('snap'), layer),
+    );
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(bad.stderr, /E_IMAGE_UNSAFE/);
+  });
+
+  it('--remove-source deletes the files only after verification and reports the space', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const tree = join(sb.dir, 'tree');
+    const model = join(sb.dir, 'model');
+    await buildTree(tree, tricky);
+    execFileSync('cp', ['-a', tree, model]);
+    const r = await sqOk(sb)(
+      'init',
+      'x',
+      '--dir',
+      tree,
+      '--store',
+      sb.store('x'),
+      '--remove-source',
+      '--json',
+    );
+    const res = JSON.parse(r.stdout) as { removedSource: boolean; reclaimedBytes: number };
+    assert.equal(res.removedSource, true);
+    assert.ok(res.reclaimedBytes > 300_000, `reclaimed ${res.reclaimedBytes}`);
+    assert.deepEqual(await fsp.readdir(tree), []);
+    await sqOk(sb)('start', 'x');
+    await assertSameTree(model, tree, 'after --remove-source', { mtime: true });
+    await sqOk(sb)('stop', 'x');
+  });
+});
