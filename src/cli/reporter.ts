@@ -12,6 +12,10 @@ export function makeReporter(opts: {
   tree?: string;
 }): Reporter & { finish(): void } {
   const tty = process.stderr.isTTY;
+  // SQUASHTREE_DEBUG=1 stamps each line with the milliseconds since start (to see where time goes).
+  const t0 = performance.now();
+  const stamp = (): string =>
+    process.env.SQUASHTREE_DEBUG ? `[${Math.round(performance.now() - t0)} ms] ` : '';
   const prefix = opts.tree ? `${opts.tree}: ` : '';
   let bar: cliProgress.SingleBar | undefined;
   let lastPlain = -1;
@@ -33,7 +37,7 @@ export function makeReporter(opts: {
   return {
     step(message) {
       finish();
-      process.stderr.write(`${prefix}${message}\n`);
+      process.stderr.write(`${stamp()}${prefix}${message}\n`);
     },
     progress(label, fraction) {
       const pct = Math.round(fraction * 100);

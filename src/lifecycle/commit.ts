@@ -69,6 +69,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
     const capture = await captureUpper(layout.upperData, stage, tree.exclude);
     fault('commit:after-capture');
+    reporter.step('captured; computing what changed');
     const mounted = obs.state === 'mounted';
     const summary = mounted
       ? await computeChanges(capture.entries, lowerViewPath(ctx, session.lower.length), tree.dir)
@@ -88,8 +89,17 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
         reporter.progress('packing', f);
       },
       afterPack: 'commit:after-pack',
+      onPhase: (p) => {
+        if (p !== 'pack')
+          reporter.step(
+            p === 'verify'
+              ? 'verifying the layer against the captured upper'
+              : 'publishing the layer',
+          );
+      },
     });
     fault('commit:after-publish');
+    reporter.step('published; recording the generation');
     const gen: Generation = {
       generation: number,
       parent: m.current,
@@ -111,6 +121,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     await writeSnapshot(layout.snapshotFile, snapshotOf(capture.entries));
     await writeSession(layout.sessionFile, { ...session, committedGeneration: number });
     fault('commit:after-session');
+    reporter.step('recorded; collecting old generations');
     await collectGarbage(tree.store, m, tree.keep, new Set(session.lower), () => {
       fault('gc:after-manifest');
     });
