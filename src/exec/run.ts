@@ -22,6 +22,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Hint attached to the error if the command fails. */
   hint?: string;
+  /**
+   * Stopped when squashtree gets SIGINT/SIGTERM (long packing and copying).
+   * mount and umount are never interrupted: they are what cleans up.
+   */
+  interruptible?: boolean;
 }
 
 export interface RunResult {
@@ -92,7 +97,7 @@ export async function run(
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   });
-  running.add(child);
+  if (opts.interruptible) running.add(child);
   let stdout = '';
   let stderr = '';
   const outLines = lineSplitter(opts.onStdoutLine);
@@ -156,7 +161,7 @@ function lastLine(s: string): string {
   return (lines[lines.length - 1] ?? '').trim();
 }
 
-/** Stop every child we started (used on SIGINT/SIGTERM before cleaning up). */
+/** Stop the interruptible children (mksquashfs, cp) on SIGINT/SIGTERM; cleanup then runs as usual. */
 export function killRunningChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
   for (const c of running) c.kill(signal);
 }

@@ -69,6 +69,7 @@ export async function buildImage(o: BuildOptions): Promise<void> {
     if (DATA_LOSS.some((re) => re.test(line))) losses.push(line.trim());
   };
   await run('mksquashfs', mksquashfsArgs(o), {
+    interruptible: true,
     onStdoutLine: watch,
     onStderrLine: watch,
     hint: 'check free space in the store and the compression settings (squashtree doctor)',

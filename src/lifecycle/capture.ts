@@ -51,6 +51,7 @@ export async function captureUpper(
         stage,
       ],
       {
+        interruptible: true,
         hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
       },
     );

@@ -107,14 +107,14 @@ describe('run', () => {
 
   it('forgets a child once it has finished', async () => {
     const before = runningChildren();
-    await run('true', []);
-    await failure(run('false', []));
+    await run('true', [], { interruptible: true });
+    await failure(run('false', [], { interruptible: true }));
     assert.equal(runningChildren(), before);
   });
 
   it('forgets a child that could not be started', async () => {
     const before = runningChildren();
-    await failure(run(MISSING, []));
+    await failure(run(MISSING, [], { interruptible: true }));
     assert.equal(runningChildren(), before);
   });
 });
