@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'E_NO_SPACE'
   | 'E_INTERRUPTED'
   | 'E_FOREIGN_FILE'
+  | 'E_SYSTEM'
   | 'E_OCI'
   | 'E_OCI_AUTH'
   | 'E_OCI_NOT_FOUND'
@@ -108,4 +109,34 @@ export function errnoCode(e: unknown): string | undefined {
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+const ERRNO_HINTS: Record<string, string> = {
+  EACCES: 'permission denied: run squashtree as root (sudo)',
+  EPERM: 'operation not permitted: run squashtree as root (sudo)',
+  ENOSPC: 'no space left on that filesystem: free space, then try again (nothing was published)',
+  EROFS: 'that filesystem is read-only',
+  ENOENT: 'a path squashtree expected is missing; squashtree doctor checks the setup',
+  EBUSY: 'the target is in use',
+  EIO: 'an I/O error: the disk or an image may be damaged (squashtree verify checks the images)',
+};
+
+/**
+ * A Node system error (errno code, syscall, path) that escaped the lifecycle
+ * becomes a SquashtreeError that says what failed and where, not a stack.
+ */
+export function fromSystemError(e: unknown): SquashtreeError | undefined {
+  const code = errnoCode(e);
+  if (!code || !/^E[A-Z]+$/.test(code) || !(e instanceof Error)) return undefined;
+  const info = e as Error & { syscall?: string; path?: string };
+  const where = info.path ? ` ${info.path}` : '';
+  return new SquashtreeError(
+    'E_SYSTEM',
+    `${info.syscall ?? 'system call'}${where} failed: ${code}`,
+    {
+      ...(info.path ? { path: info.path } : {}),
+      hint: ERRNO_HINTS[code] ?? 'see the message above; squashtree doctor checks the setup',
+      cause: e,
+    },
+  );
 }

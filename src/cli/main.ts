@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import pc from 'picocolors';
-import { SquashtreeError, errorMessage } from '../errors.js';
+import { SquashtreeError, errorMessage, fromSystemError } from '../errors.js';
 import { killRunningChildren } from '../exec/run.js';
 import { resolveGlobals, type GlobalOptions } from './context.js';
 import { errorRecord } from './per-tree.js';
@@ -17,7 +17,8 @@ import { VERSION } from './version.js';
 
 export { VERSION };
 
-function printError(e: unknown, json: boolean): void {
+function printError(err: unknown, json: boolean): void {
+  const e = fromSystemError(err) ?? err;
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: errorRecord(e) }, null, 2)}\n`);
   }
