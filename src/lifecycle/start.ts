@@ -131,11 +131,13 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     } else {
       await ensureSecureDir(layout.upperRoot, { mode: 0o700, parents: true });
     }
-    // The upper's root gives the merged root its mode and owner: copy them from the image.
-    const root = await fsp.stat(stack.view);
-    await fsp.mkdir(layout.upperData, { mode: 0o700 }).catch(ignoreExists);
-    await fsp.chown(layout.upperData, root.uid, root.gid);
-    await fsp.chmod(layout.upperData, root.mode & 0o7777);
+    if (!resume) {
+      // The upper's root gives the merged root its mode and owner: copy them from the image.
+      const root = await fsp.stat(stack.view);
+      await fsp.mkdir(layout.upperData, { mode: 0o700 }).catch(ignoreExists);
+      await fsp.chown(layout.upperData, root.uid, root.gid);
+      await fsp.chmod(layout.upperData, root.mode & 0o7777);
+    }
     await fsp.mkdir(layout.upperWork, { mode: 0o700 }).catch(ignoreExists);
     fault('start:after-upper');
     if (!resume) {
