@@ -63,7 +63,9 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const pending = pendingChanges(entries, snapshot);
   if (!pending.any) return nothing('nothing to commit');
 
-  const staging = await openStaging(ctx, pending.bytes);
+  // The copy holds the whole upper (everything since the mount), not only what is new.
+  const upperBytes = entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+  const staging = await openStaging(ctx, upperBytes);
   const stage = staging.dir;
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
