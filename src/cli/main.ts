@@ -116,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals): void => {
     // Let children (mksquashfs, cp) stop; the handler's finally blocks remove temp files.
     process.stderr.write(`squashtree: ${sig} received, stopping and cleaning up\n`);
-    killRunningChildren('SIGTERM');
+    killRunningChildren('SIGTERM', sig);
     process.exitCode = 1;
   };
   process.on('SIGINT', onSignal);

@@ -50,6 +50,8 @@ const PROVIDERS: Record<string, string> = {
 };
 
 const running = new Set<ChildProcess>();
+/** Set once SIGINT/SIGTERM reached squashtree: failures of stopped children are reported as such. */
+let interruptedBy: NodeJS.Signals | undefined;
 
 export function quoteArg(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
@@ -89,6 +91,17 @@ export async function run(
   opts: RunOptions = {},
 ): Promise<RunResult> {
   const line = commandLine(cmd, args);
+  if (opts.interruptible && interruptedBy) {
+    // After SIGINT/SIGTERM no new long step begins.
+    throw new SquashtreeError(
+      'E_INTERRUPTED',
+      `interrupted by ${interruptedBy} before ${cmd} ran`,
+      {
+        command: line,
+        hint: 'nothing was published and the current generation is intact; run the command again',
+      },
+    );
+  }
   const stdio: StdioOptions = opts.inheritStdio
     ? ['inherit', 'inherit', 'inherit', ...(opts.extraFds ?? [])]
     : ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])];
@@ -142,6 +155,16 @@ export async function run(
   if (timer) clearTimeout(timer);
   running.delete(child);
   const ok = opts.okCodes ?? [0];
+  if (
+    opts.interruptible &&
+    interruptedBy &&
+    (result.signal !== null || !ok.includes(result.code))
+  ) {
+    throw new SquashtreeError('E_INTERRUPTED', `interrupted by ${interruptedBy} while ${cmd} ran`, {
+      command: line,
+      hint: 'nothing was published and the current generation is intact; run the command again',
+    });
+  }
   if (result.signal !== null || !ok.includes(result.code)) {
     const how = result.signal
       ? `was killed by ${result.signal}`
@@ -162,8 +185,16 @@ function lastLine(s: string): string {
 }
 
 /** Stop the interruptible children (mksquashfs, cp) on SIGINT/SIGTERM; cleanup then runs as usual. */
-export function killRunningChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
+export function killRunningChildren(
+  signal: NodeJS.Signals = 'SIGTERM',
+  received: NodeJS.Signals = signal,
+): void {
+  interruptedBy = received;
   for (const c of running) c.kill(signal);
+}
+
+export function isInterrupted(e: unknown): boolean {
+  return e instanceof SquashtreeError && e.code === 'E_INTERRUPTED';
 }
 
 export function runningChildren(): number {

@@ -19,6 +19,8 @@ export interface Entry {
   mtimeNs: bigint;
   ctimeNs: bigint;
   ino: bigint;
+  /** Device: inode numbers repeat across the layers an overlay shows. */
+  dev: bigint;
   nlink: number;
   rdev: number;
   /** Binary symlink target. */
@@ -53,6 +55,7 @@ export function describeSync(root: string, rel: string): Entry {
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     ino: st.ino,
+    dev: st.dev,
     nlink: Number(st.nlink),
     rdev: Number(st.rdev),
   };

@@ -84,13 +84,19 @@ export async function compareTrees(
   }
   for (const extra of actMap.keys()) add(extra, 'unexpected');
   // Hard links: paths that share an inode in one tree must share one in the other.
-  const groups = new Map<bigint, Entry[]>();
+  const groups = new Map<string, Entry[]>();
   for (const e of exp)
-    if (e.type === 'file' && e.nlink > 1) groups.set(e.ino, [...(groups.get(e.ino) ?? []), e]);
+    if (e.type === 'file' && e.nlink > 1)
+      groups.set(`${e.dev}:${e.ino}`, [...(groups.get(`${e.dev}:${e.ino}`) ?? []), e]);
   const actByPath = byPath(act);
   if (opts.ignoreHardlinks) groups.clear();
   for (const g of groups.values()) {
-    const inos = new Set(g.map((e) => actByPath.get(e.path)?.ino));
+    const inos = new Set(
+      g.map((e) => {
+        const a = actByPath.get(e.path);
+        return a ? `${a.dev}:${a.ino}` : undefined;
+      }),
+    );
     if (inos.size > 1) add(g[0]?.path ?? '', 'hard links not preserved');
   }
   if (opts.contents && diffs.length === 0) {

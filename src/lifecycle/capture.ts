@@ -8,7 +8,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
-import { run } from '../exec/run.js';
+import { isInterrupted, run } from '../exec/run.js';
 import type { Entry } from '../fs/walk.js';
 import { displayPath } from '../fs/paths.js';
 import { scanUpper, signature } from './upper.js';
@@ -41,23 +41,32 @@ export async function captureUpper(
     await fsp.rm(stage, { recursive: true, force: true });
     const pre = await scanUpper(upperData, exclude);
     // Explicit --preserve=xattr makes a lost xattr (an opaque dir marker) an error.
-    await run(
-      'cp',
-      [
-        '-dR',
-        '--preserve=mode,ownership,timestamps,links,xattr',
-        '--no-target-directory',
-        upperData,
-        stage,
-      ],
-      {
-        interruptible: true,
-        hint: 'the store filesystem must support device nodes and trusted.* xattrs (ext4, xfs, btrfs do)',
-      },
-    );
+    let copyError: Error | undefined;
+    try {
+      await run(
+        'cp',
+        [
+          '-dR',
+          '--preserve=mode,ownership,timestamps,links,xattr',
+          '--no-target-directory',
+          upperData,
+          stage,
+        ],
+        {
+          interruptible: true,
+          hint: 'the staging filesystem must support device nodes and trusted.* xattrs (tmpfs, ext4, xfs, btrfs do)',
+        },
+      );
+    } catch (e) {
+      copyError = e instanceof Error ? e : new Error(String(e));
+    }
     const post = await scanUpper(upperData, exclude);
     const diff = firstDifference(pre, post);
+    // A copy that failed while the upper stood still failed for its own reasons.
+    if (copyError !== undefined && (diff === undefined || isInterrupted(copyError)))
+      throw copyError;
     if (diff === undefined) return { entries: pre, attempts: i };
+    // A writer renamed or removed something under cp: a race, so take the copy again.
     changed = displayPath(diff);
     await new Promise((r) => setTimeout(r, 200 * i));
   }

@@ -12,7 +12,8 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { imageFileName, writeManifest, type Generation } from '../store/manifest.js';
+import { imageFileName, type Generation } from '../store/manifest.js';
+import { writeManifestOrUnpublish } from '../store/store.js';
 import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
 import { captureUpper } from './capture.js';
@@ -21,7 +22,7 @@ import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
-import { teardownUnder } from './stack.js';
+import { mountedLowerView, teardownUnder } from './stack.js';
 import { mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
 
@@ -74,7 +75,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     reporter.step('captured; computing what changed');
     const mounted = obs.state === 'mounted';
     const summary = mounted
-      ? await computeChanges(capture.entries, lowerViewPath(ctx, session.lower.length), tree.dir)
+      ? await computeChanges(capture.entries, await mountedLowerView(layout), tree.dir)
       : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
@@ -118,7 +119,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     m.generations.push(gen);
     m.current = number;
     m.lastGeneration = number;
-    await writeManifest(tree.store, m);
+    await writeManifestOrUnpublish(tree.store, m, file);
     fault('commit:after-manifest');
     await writeSnapshot(layout.snapshotFile, snapshotOf(capture.entries));
     await writeSession(layout.sessionFile, { ...session, committedGeneration: number });
@@ -179,9 +180,4 @@ async function openStaging(ctx: TreeContext, upperBytes: number): Promise<Stagin
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** The merged read-only view of the session's images. */
-export function lowerViewPath(ctx: TreeContext, images: number): string {
-  return images > 1 ? ctx.layout.lowerView : ctx.layout.image(0);
 }

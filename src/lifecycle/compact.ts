@@ -4,21 +4,15 @@
  * tree it compacts the images under the session's upper; the session then
  * stands on the new base, which holds the same content.
  */
-import {
-  currentGeneration,
-  imageFileName,
-  writeManifest,
-  type Generation,
-} from '../store/manifest.js';
-import { cleanupTemps, collectGarbage } from '../store/store.js';
+import { currentGeneration, imageFileName, type Generation } from '../store/manifest.js';
+import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
 import { fault } from './faults.js';
 import { checkImages } from './integrity.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
-import { mountStack } from './stack.js';
-import { lowerViewPath } from './commit.js';
+import { mountStack, mountedLowerView } from './stack.js';
 import { join } from 'node:path';
 
 export interface CompactResult {
@@ -92,7 +86,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   let view: string;
   let unmountScratch: (() => Promise<void>) | undefined;
   if (mounted) {
-    view = lowerViewPath(ctx, toPack.length);
+    view = await mountedLowerView(layout);
   } else {
     const paths = await checkImages(tree.store, m, toPack, layout.verifiedCache);
     const stack = await mountStack(
@@ -133,7 +127,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     m.generations.push(gen);
     m.current = number;
     m.lastGeneration = number;
-    await writeManifest(tree.store, m);
+    await writeManifestOrUnpublish(tree.store, m, file);
     fault('compact:after-manifest');
     if (mounted && session) {
       await writeSession(layout.sessionFile, {

@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { checkImages } from './integrity.js';
 import { computeChanges, type Change } from './changes.js';
 import { extraMountOptions, type TreeContext } from './context.js';
-import { lowerViewPath } from './commit.js';
 import { observe, requireManifest } from './observe.js';
-import { mountStack } from './stack.js';
+import { mountStack, mountedLowerView } from './stack.js';
 import { scanUpper } from './upper.js';
 
 export interface DiffResult {
@@ -21,7 +20,7 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
     return { tree: tree.name, changes: [] };
   const entries = await scanUpper(layout.upperData, tree.exclude);
   if (obs.state === 'mounted') {
-    const s = await computeChanges(entries, lowerViewPath(ctx, obs.session.lower.length), tree.dir);
+    const s = await computeChanges(entries, await mountedLowerView(layout), tree.dir);
     return { tree: tree.name, changes: s.changes };
   }
   // An interrupted session: mount its images somewhere private to compare against.

@@ -8,7 +8,9 @@ import { promises as fsp } from 'node:fs';
 import { isWithin } from '../config/values.js';
 import { listLoops, detachLoop } from '../mount/loop.js';
 import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
-import { mountsUnder, readMounts } from '../mount/mountinfo.js';
+import { checkMetadata } from '../image/check.js';
+import { mountsUnder, readMounts, topMountAt } from '../mount/mountinfo.js';
+import type { Layout } from './layout.js';
 
 export interface MountedStack {
   /** Image mount points, base first. */
@@ -38,7 +40,13 @@ export async function mountStack(
     for (const [i, file] of imageFiles.entries()) {
       const mp = mountPoint(i);
       await fsp.mkdir(mp, { recursive: true, mode: 0o700 });
-      await mountSquashfs(file, mp, extra);
+      try {
+        await mountSquashfs(file, mp, extra);
+      } catch (e) {
+        // A damaged image whose sha256 still matches (bit rot): name it as damaged, not as a mount error.
+        await checkMetadata(file);
+        throw e;
+      }
       mounted.push(mp);
     }
     let viewPath = mounted[0] ?? '';
@@ -79,4 +87,14 @@ export async function detachStaleLoops(store: string): Promise<void> {
   for (const l of await listLoops()) {
     if (isWithin(l.backingFile, store) && !busy.has(l.device)) await detachLoop(l.device);
   }
+}
+
+/**
+ * The merged read-only view of the images a mounted session stands on. It is
+ * read off the mount table, not the session record: after a compaction of a
+ * mounted tree the record names the new base while the old stack stays
+ * mounted until the next start.
+ */
+export async function mountedLowerView(layout: Layout): Promise<string> {
+  return topMountAt(await readMounts(), layout.lowerView) ? layout.lowerView : layout.image(0);
 }

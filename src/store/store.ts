@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { ensureSecureDir } from '../fs/secure.js';
 import { errnoCode } from '../errors.js';
-import { IMAGE_NAME, writeManifest, type Manifest } from './manifest.js';
+import { IMAGE_NAME, readManifest, writeManifest, type Manifest } from './manifest.js';
 
 export const TEMP_PREFIX = '.tmp-';
 export const STAGE_PREFIX = '.stage-';
@@ -98,4 +98,24 @@ export async function storeBytes(store: string): Promise<number> {
     if (errnoCode(e) !== 'ENOENT') throw e;
   }
   return total;
+}
+
+/**
+ * Make a just-published image part of a generation. If the manifest cannot
+ * be written (a full disk), the image is removed again so the store holds
+ * nothing that no generation names, and the error says nothing was committed.
+ */
+export async function writeManifestOrUnpublish(
+  store: string,
+  m: Manifest,
+  file: string,
+): Promise<void> {
+  try {
+    await writeManifest(store, m);
+  } catch (e) {
+    // The rename may have happened before the failure (an fsync of the dir): keep what a manifest names.
+    const onDisk = await readManifest(store).catch(() => null);
+    if (!onDisk?.images[file]) await fsp.rm(join(store, file), { force: true });
+    throw e;
+  }
 }

@@ -167,11 +167,11 @@ export const sleep = (ms: number): Promise<void> =>
  * A small ext4 filesystem in a file below the sandbox, mounted at
  * SB/storefs (the sandbox's cleanup unmounts it and detaches its loop).
  */
-export function smallExt4(sb: Sandbox, megabytes: number): string {
+export function smallExt4(sb: Sandbox, megabytes: number, inodes?: number): string {
   const img = join(sb.dir, 'storefs.img');
   const mnt = join(sb.dir, 'storefs');
   execFileSync('truncate', ['-s', `${megabytes}M`, img]);
-  execFileSync('mkfs.ext4', ['-q', '-F', img]);
+  execFileSync('mkfs.ext4', ['-q', '-F', ...(inodes ? ['-N', String(inodes)] : []), img]);
   execFileSync('mkdir', ['-p', mnt]);
   execFileSync('mount', ['-o', 'loop', img, mnt]);
   return mnt;

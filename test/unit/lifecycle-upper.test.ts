@@ -17,6 +17,7 @@ function entry(path: string, type: Entry['type'], over: Partial<Entry> = {}): En
     mtimeNs: 1_700_000_000_000_000_000n,
     ctimeNs: 1_700_000_000_000_000_000n,
     ino: nextIno++,
+    dev: 1n,
     nlink: 1,
     rdev: 0,
     ...over,
