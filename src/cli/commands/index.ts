@@ -3,6 +3,7 @@ import type { CommandSpec } from '../spec.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { initCommand } from './init.js';
+import { inspectCommand } from './inspect.js';
 import { hookCommand, installCommand, runCommand, uninstallCommand } from './integrations.js';
 import { completionCommand, manCommand, treesCommand } from './meta.js';
 import {
@@ -30,6 +31,7 @@ export const COMMANDS: CommandSpec[] = [
   compactCommand,
   rollbackCommand,
   verifyCommand,
+  inspectCommand,
   doctorCommand,
   runCommand,
   installCommand,

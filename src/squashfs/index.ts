@@ -1,0 +1,34 @@
+/**
+ * A native reader for SquashFS 4.0 images. Self-contained: nothing here
+ * imports from the rest of squashtree.
+ */
+export {
+  SquashfsImage,
+  type CompressorOptions,
+  type DirEntry,
+  type OpenOptions,
+  type ResolvedDirEntry,
+  type Stat,
+  type WalkEntry,
+  type Xattr,
+} from './image.js';
+export {
+  SquashfsFormatError,
+  SquashfsPathError,
+  SquashfsUnsupportedError,
+  isSquashfsFormatError,
+  type SquashfsPathErrorCode,
+} from './errors.js';
+export {
+  S_IFMT,
+  type DeviceInode,
+  type DirInode,
+  type FileInode,
+  type Inode,
+  type InodeKind,
+  type IpcInode,
+  type SymlinkInode,
+} from './inode.js';
+export { FLAGS, type Superblock } from './superblock.js';
+export { COMPRESSORS, type CompressorName } from './decompress.js';
+export { BufferSource, FileSource, type ByteSource } from './source.js';

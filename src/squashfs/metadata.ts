@@ -1,0 +1,258 @@
+/**
+ * Metadata blocks: a 2-byte header (bit 15: stored uncompressed; low 15
+ * bits: on-disk size, at most 8 KiB) followed by the block, which unpacks to
+ * at most 8 KiB. Tables (inodes, directories, lookup tables, xattrs) are runs
+ * of such blocks read through a cursor that crosses block boundaries. Blocks
+ * are decoded once and kept in a small LRU cache.
+ */
+import type { Decompressor } from './decompress.js';
+import { SquashfsFormatError, SquashfsUnsupportedError } from './errors.js';
+import type { BoundedReader } from './source.js';
+
+export const METADATA_SIZE = 8192;
+
+export interface MetadataBlock {
+  /** Absolute position of the block's 2-byte header. */
+  readonly pos: number;
+  readonly data: Buffer;
+  /** Absolute position of the next block's header. */
+  readonly next: number;
+}
+
+export async function decodeBlock(
+  decompressor: Decompressor,
+  raw: Buffer,
+  compressed: boolean,
+  limit: number,
+  structure: string,
+  pos: number,
+): Promise<Buffer> {
+  if (!compressed) return raw;
+  try {
+    return await decompressor.decompress(raw, limit);
+  } catch (e) {
+    if (e instanceof SquashfsUnsupportedError) {
+      throw new SquashfsUnsupportedError(structure, e.feature, pos, '');
+    }
+    if (e instanceof SquashfsFormatError) throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new SquashfsFormatError(
+      structure,
+      `${decompressor.name} decompression failed: ${msg}`,
+      pos,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+export class MetadataCache {
+  private readonly blocks = new Map<number, Promise<MetadataBlock>>();
+
+  constructor(
+    private readonly reader: BoundedReader,
+    private readonly decompressor: Decompressor,
+    private readonly capacity = 256,
+  ) {}
+
+  /** The block whose header is at pos; end bounds the table the block belongs to. */
+  get(pos: number, end: number, structure: string): Promise<MetadataBlock> {
+    const hit = this.blocks.get(pos);
+    if (hit) {
+      this.blocks.delete(pos);
+      this.blocks.set(pos, hit);
+      return hit;
+    }
+    const p = this.load(pos, end, structure);
+    this.blocks.set(pos, p);
+    p.catch(() => this.blocks.delete(pos));
+    if (this.blocks.size > this.capacity) {
+      const oldest = this.blocks.keys().next().value;
+      if (oldest !== undefined) this.blocks.delete(oldest);
+    }
+    return p;
+  }
+
+  private async load(pos: number, end: number, structure: string): Promise<MetadataBlock> {
+    if (!Number.isSafeInteger(pos) || pos < 0 || pos + 2 > end) {
+      throw new SquashfsFormatError(
+        structure,
+        `metadata block lies outside its table (which ends at byte ${end})`,
+        pos,
+      );
+    }
+    const head = await this.reader.read(pos, Math.min(2 + METADATA_SIZE, end - pos), structure);
+    const word = head.readUInt16LE(0);
+    const size = word & 0x7fff;
+    const compressed = (word & 0x8000) === 0;
+    if (size === 0 || size > METADATA_SIZE) {
+      throw new SquashfsFormatError(structure, `metadata block has invalid size ${size}`, pos);
+    }
+    if (2 + size > head.length) {
+      throw new SquashfsFormatError(
+        structure,
+        `metadata block of ${size} bytes runs past the end of its table (byte ${end})`,
+        pos,
+      );
+    }
+    const raw = head.subarray(2, 2 + size);
+    const data = await decodeBlock(
+      this.decompressor,
+      raw,
+      compressed,
+      METADATA_SIZE,
+      structure,
+      pos,
+    );
+    return { pos, data, next: pos + 2 + size };
+  }
+}
+
+/** Reads a run of bytes from a metadata table, crossing block boundaries. */
+export class MetadataCursor {
+  constructor(
+    private readonly cache: MetadataCache,
+    /** Absolute position of the current block's header. */
+    public block: number,
+    /** Offset inside the current (uncompressed) block. */
+    public offset: number,
+    /** Absolute end of the table: no block header at or past it. */
+    private readonly end: number,
+    private readonly structure: string,
+    /** Appended to error messages, such as "(inode 12)". */
+    private readonly context = '',
+  ) {}
+
+  async read(n: number): Promise<Buffer> {
+    const first = await this.cache.get(this.block, this.end, this.structure);
+    if (this.offset + n <= first.data.length) {
+      const out = first.data.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let done = 0;
+    let blk = first;
+    for (;;) {
+      if (this.offset > blk.data.length) {
+        throw new SquashfsFormatError(
+          this.structure,
+          `offset ${this.offset} lies past the end of a ${blk.data.length}-byte metadata block${this.context}`,
+          blk.pos,
+        );
+      }
+      const take = Math.min(n - done, blk.data.length - this.offset);
+      blk.data.copy(out, done, this.offset, this.offset + take);
+      done += take;
+      this.offset += take;
+      if (done === n) return out;
+      // Move on to the next block (its position strictly increases: no loops).
+      this.block = blk.next;
+      this.offset = 0;
+      if (this.block >= this.end) {
+        throw new SquashfsFormatError(
+          this.structure,
+          `record runs past the end of its table (byte ${this.end})${this.context}`,
+          blk.pos,
+        );
+      }
+      blk = await this.cache.get(this.block, this.end, this.structure);
+    }
+  }
+
+  async skip(n: number): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      const step = Math.min(left, METADATA_SIZE);
+      await this.read(step);
+      left -= step;
+    }
+  }
+
+  clone(): MetadataCursor {
+    return new MetadataCursor(
+      this.cache,
+      this.block,
+      this.offset,
+      this.end,
+      this.structure,
+      this.context,
+    );
+  }
+}
+
+/**
+ * A lookup table: fixed-size entries in metadata blocks whose on-disk
+ * positions are listed, uncompressed, as u64s at listPos. The blocks are
+ * stored before their list, which bounds them.
+ */
+export class LookupTable {
+  private readonly locations = new Map<number, number>();
+
+  constructor(
+    private readonly reader: BoundedReader,
+    private readonly cache: MetadataCache,
+    private readonly listPos: number,
+    readonly count: number,
+    private readonly entrySize: number,
+    private readonly structure: string,
+    /** Lowest position a block of this table may have. */
+    private readonly start: number,
+  ) {}
+
+  static listBytes(count: number, entrySize: number): number {
+    return Math.ceil((count * entrySize) / METADATA_SIZE) * 8;
+  }
+
+  async blockLocation(blockIndex: number): Promise<number> {
+    const known = this.locations.get(blockIndex);
+    if (known !== undefined) return known;
+    const at = this.listPos + blockIndex * 8;
+    const buf = await this.reader.read(at, 8, `${this.structure} location list`);
+    const loc = readU64(buf, 0, `${this.structure} location list`, at);
+    if (loc < this.start || loc >= this.listPos) {
+      throw new SquashfsFormatError(
+        this.structure,
+        `metadata block location ${loc} lies outside the table (${this.start}..${this.listPos})`,
+        at,
+      );
+    }
+    if (this.locations.size >= 4096) this.locations.clear();
+    this.locations.set(blockIndex, loc);
+    return loc;
+  }
+
+  async entry(index: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.count) {
+      throw new SquashfsFormatError(
+        this.structure,
+        `index ${index} is out of range (the table has ${this.count} entries)`,
+        this.listPos,
+      );
+    }
+    const byte = index * this.entrySize;
+    const loc = await this.blockLocation(Math.floor(byte / METADATA_SIZE));
+    const cursor = new MetadataCursor(
+      this.cache,
+      loc,
+      byte % METADATA_SIZE,
+      this.listPos,
+      this.structure,
+    );
+    return cursor.read(this.entrySize);
+  }
+}
+
+/** A little-endian u64 as a safe integer; larger values are a format error. */
+export function readU64(buf: Buffer, off: number, structure: string, pos: number): number {
+  const v = buf.readBigUInt64LE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new SquashfsFormatError(structure, `64-bit value ${v} is too large`, pos);
+  }
+  return Number(v);
+}
+
+/** The "absent" marker for optional tables and indexes. */
+export const ABSENT_U64 = 0xffffffffffffffffn;
+export const ABSENT_U32 = 0xffffffff;

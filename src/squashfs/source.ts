@@ -1,0 +1,108 @@
+/**
+ * Where the image's bytes come from: a file read with positional reads (the
+ * image is never loaded whole) or, for tests and small images, a Buffer.
+ * Every read is bounds-checked against a limit, which the reader lowers to
+ * the superblock's "bytes used" once it knows it.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { SquashfsFormatError } from './errors.js';
+
+export interface ByteSource {
+  /** Total size of the underlying file or buffer. */
+  readonly size: number;
+  /** Read exactly len bytes at pos; the caller has checked the range. */
+  readAt(pos: number, len: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export class FileSource implements ByteSource {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+  ) {}
+
+  static async open(path: string | Buffer): Promise<FileSource> {
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() && !st.isBlockDevice()) {
+        throw new SquashfsFormatError('image', 'not a regular file or block device', -1);
+      }
+      let size = st.size;
+      if (st.isBlockDevice()) {
+        // stat reports 0 for block devices: find the end by seeking reads.
+        size = Number.MAX_SAFE_INTEGER;
+      }
+      return new FileSource(fh, size);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  async readAt(pos: number, len: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(len);
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await this.fh.read(buf, done, len - done, pos + done);
+      if (bytesRead === 0) {
+        throw new SquashfsFormatError(
+          'image',
+          `file ends at byte ${pos + done}, ${len - done} bytes short of what the image needs`,
+          pos + done,
+        );
+      }
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+export class BufferSource implements ByteSource {
+  readonly size: number;
+
+  constructor(private readonly buf: Buffer) {
+    this.size = buf.length;
+  }
+
+  readAt(pos: number, len: number): Promise<Buffer> {
+    if (pos + len > this.buf.length) {
+      return Promise.reject(
+        new SquashfsFormatError('image', `read of ${len} bytes runs past the end`, pos),
+      );
+    }
+    return Promise.resolve(this.buf.subarray(pos, pos + len));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A ByteSource with a bound: reads outside [0, limit) are format errors naming the structure. */
+export class BoundedReader {
+  limit: number;
+
+  constructor(readonly source: ByteSource) {
+    this.limit = source.size;
+  }
+
+  async read(pos: number, len: number, structure: string): Promise<Buffer> {
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(len) || pos < 0 || len < 0) {
+      throw new SquashfsFormatError(structure, `invalid position ${pos} or length ${len}`, pos);
+    }
+    if (pos + len > this.limit) {
+      throw new SquashfsFormatError(
+        structure,
+        `${len} bytes at ${pos} lie outside the image (which ends at byte ${this.limit})`,
+        pos,
+      );
+    }
+    if (len === 0) return Buffer.alloc(0);
+    return this.source.readAt(pos, len);
+  }
+}
