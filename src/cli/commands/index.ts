@@ -18,6 +18,7 @@ import {
   verifyCommand,
 } from './lifecycle.js';
 import { statusCommand } from './status.js';
+import { keyCommand, publishCommand, pullCommand } from './oci.js';
 
 export const COMMANDS: CommandSpec[] = [
   initCommand,
@@ -32,6 +33,9 @@ export const COMMANDS: CommandSpec[] = [
   rollbackCommand,
   verifyCommand,
   inspectCommand,
+  publishCommand,
+  pullCommand,
+  keyCommand,
   doctorCommand,
   runCommand,
   installCommand,
