@@ -5,7 +5,7 @@
  * exiting, so tests can import and call it.
  */
 import { Command, CommanderError, Option } from 'commander';
-import pc from 'picocolors';
+import { errColors as pc } from './colors.js';
 import { SquashtreeError, errorMessage, fromSystemError } from '../errors.js';
 import { killRunningChildren } from '../exec/run.js';
 import { resolveGlobals, type GlobalOptions } from './context.js';

@@ -4,7 +4,7 @@
  * goes to stderr so stdout stays clean for data (--json).
  */
 import cliProgress from 'cli-progress';
-import pc from 'picocolors';
+import { errColors as pc } from './colors.js';
 import type { Reporter } from '../lifecycle/context.js';
 
 export function makeReporter(opts: {

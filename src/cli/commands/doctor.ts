@@ -1,5 +1,5 @@
 /** doctor: check the kernel, the programs, the config and each tree's space and state. */
-import pc from 'picocolors';
+import { outColors as pc } from '../colors.js';
 import { runDoctor, type DoctorReport } from '../../doctor/checks.js';
 import { defineCommand } from '../spec.js';
 
