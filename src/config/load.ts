@@ -254,6 +254,13 @@ function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): 
       'write upper = "tmpfs" or an absolute directory such as "/var/tmp/squashtree/NAME"',
     );
   }
+  if (s['verify-key'] !== undefined && !isAbsolute(s['verify-key'])) {
+    bad(
+      'verify-key',
+      `verify-key ${JSON.stringify(s['verify-key'])} is not an absolute path`,
+      'write the absolute path of the public key file (PEM)',
+    );
+  }
   if (s.store !== undefined && !isAbsolute(s.store)) {
     bad(
       'store',
@@ -324,6 +331,9 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
     keep: t.keep ?? BUILTIN_DEFAULTS.keep,
     compactAfter: t['compact-after'] ?? BUILTIN_DEFAULTS.compactAfter,
     mountOptions: t['mount-options'] ?? [],
+    pullFrom: t['pull-from'],
+    verifyKey: t['verify-key'],
+    plainHttp: t['plain-http'] ?? false,
   };
 }
 

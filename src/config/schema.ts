@@ -39,6 +39,11 @@ export const settingsShape = {
   keep: z.number().int().min(0).max(1000),
   'compact-after': z.number().int().min(1).max(400),
   'mount-options': z.array(z.enum(MOUNT_OPTIONS)),
+  /** Registry reference `squashtree pull NAME` follows when no REF is given. */
+  'pull-from': z.string(),
+  /** Ed25519 public key (PEM) every pulled generation must be signed with. */
+  'verify-key': z.string(),
+  'plain-http': z.boolean(),
 };
 
 export const defaultsSchema = z.strictObject(settingsShape).partial();
@@ -77,6 +82,9 @@ export interface TreeConfig {
   keep: number;
   compactAfter: number;
   mountOptions: string[];
+  pullFrom: string | undefined;
+  verifyKey: string | undefined;
+  plainHttp: boolean;
 }
 
 export const BUILTIN_DEFAULTS = {

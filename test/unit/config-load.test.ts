@@ -67,6 +67,9 @@ describe('parseConfig: valid configs', () => {
       keep: 2,
       compactAfter: 8,
       mountOptions: [],
+      pullFrom: undefined,
+      verifyKey: undefined,
+      plainHttp: false,
     });
   });
 
@@ -546,6 +549,28 @@ describe('selectTrees', () => {
       () => selectTrees(empty, ['x']),
       (e: unknown) =>
         e instanceof SquashtreeError && e.code === 'E_NO_TREE' && /init x/.test(e.hint ?? ''),
+    );
+  });
+});
+
+describe('parseConfig: following a registry', () => {
+  it('takes pull-from, verify-key and plain-http, from [defaults] or the tree', () => {
+    const [t] = parseConfig(
+      '[defaults]\nplain-http = true\n[tree.g]\ndir = "/srv/g"\npull-from = "127.0.0.1:5000/gentoo/repo"\nverify-key = "/etc/squashtree/keys/builder.pub"\n',
+      FILE,
+    );
+    assert.equal(t?.pullFrom, '127.0.0.1:5000/gentoo/repo');
+    assert.equal(t?.verifyKey, '/etc/squashtree/keys/builder.pub');
+    assert.equal(t?.plainHttp, true);
+  });
+
+  it('refuses a relative verify-key, naming the key and line', () => {
+    assert.throws(
+      () => parseConfig('[tree.g]\ndir = "/srv/g"\nverify-key = "keys/builder.pub"\n', FILE),
+      (e: unknown) =>
+        e instanceof SquashtreeError &&
+        e.code === 'E_CONFIG_VALUE' &&
+        /:3:.*verify-key/.test(e.message),
     );
   });
 });

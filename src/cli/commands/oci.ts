@@ -23,7 +23,7 @@ async function oneTree(ctx: CliContext, name: string | undefined) {
 function needRef(ref: string | undefined, cmd: string): string {
   if (!ref) {
     throw new SquashtreeError('E_USAGE', `${cmd} needs a registry reference`, {
-      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo`,
+      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo${cmd === 'pull' ? ", or set pull-from in the tree's config" : ''}`,
     });
   }
   return ref;
@@ -81,7 +81,7 @@ export const pullCommand = defineCommand<PullResult>({
   name: 'pull',
   summary:
     'make the generation a registry reference holds current, downloading only missing images',
-  args: '<name> <ref>',
+  args: '<name> [ref]',
   root: true,
   options: [
     {
@@ -96,12 +96,14 @@ export const pullCommand = defineCommand<PullResult>({
   ],
   run: async (ctx, [name, ref], o) => {
     const tree = await oneTree(ctx, name);
+    const cfg = tree.ctx.tree;
+    // Command line first, then the tree's config (pull-from, verify-key, plain-http), then the environment.
     const key =
       typeof o.verifyKey === 'string'
         ? o.verifyKey
-        : process.env.SQUASHTREE_VERIFY_KEY || undefined;
-    const result = await pullTree(tree, needRef(ref, 'pull'), {
-      plainHttp: Boolean(o.plainHttp),
+        : (cfg.verifyKey ?? (process.env.SQUASHTREE_VERIFY_KEY || undefined));
+    const result = await pullTree(tree, needRef(ref ?? cfg.pullFrom, 'pull'), {
+      plainHttp: Boolean(o.plainHttp) || cfg.plainHttp,
       allowDowngrade: Boolean(o.allowDowngrade),
       restart: Boolean(o.restart),
       discard: Boolean(o.discard),
