@@ -18,7 +18,7 @@ import { rollbackLocked, type RollbackResult } from './rollback.js';
 import { startLocked, type StartResult } from './start.js';
 import { treeStatus, type TreeStatus } from './status.js';
 import { stopLocked, type StopOptions, type StopResult } from './stop.js';
-import { verifyLocked, type VerifyResult } from './verify.js';
+import { verifyTree, type VerifyResult } from './verify.js';
 
 /**
  * What a killed run may have left: temp images and staging copies in the
@@ -90,8 +90,9 @@ export class Tree {
     return this.locked(diffLocked);
   }
 
+  /** Read-only: no lock, no root. */
   verify(generation?: number): Promise<VerifyResult> {
-    return this.locked((c) => verifyLocked(c, generation));
+    return verifyTree(this.ctx, generation);
   }
 
   /** Run a command holding the lock; commit if it succeeds. */

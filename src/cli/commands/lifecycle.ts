@@ -203,7 +203,7 @@ export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
   name: 'verify',
   summary: 'check every image of a generation: sha256, metadata and a full read of every file',
   args: TREES,
-  root: true,
+
   options: [
     { flags: '--generation <n>', description: 'verify this generation instead of the current one' },
   ],
