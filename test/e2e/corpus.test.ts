@@ -7,28 +7,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { sqOk } from '../helpers/cli.js';
 import { parseJson, type StatusJson } from '../helpers/setup.js';
-
-const CORPUS = fileURLToPath(new URL('../../../shared/corpus', import.meta.url));
-const PORTAGE_RSYNC = [
-  '--recursive',
-  '--links',
-  '--safe-links',
-  '--perms',
-  '--times',
-  '--omit-dir-times',
-  '--force',
-  '--whole-file',
-  '--delete',
-  '--exclude=/distfiles',
-  '--exclude=/local',
-  '--exclude=/packages',
-  '--exclude=/.git',
-];
+import { CORPUS, PORTAGE_RSYNC } from '../helpers/portage.js';
 
 function sameTree(expected: string, actual: string): string {
   const out = execFileSync(

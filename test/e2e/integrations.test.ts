@@ -14,6 +14,7 @@ import { needRoot, mountsBelow } from '../helpers/env.js';
 import { cli } from '../helpers/cli.js';
 import { initTree, parseJson, type StatusJson } from '../helpers/setup.js';
 import { generateRepo } from '../../src/corpus/portage.js';
+import { PORTAGE_RSYNC } from '../helpers/portage.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -173,21 +174,7 @@ describe('integrations', { concurrency: false }, () => {
     const stats = await generateRepo(src, { categories: 6, packagesPerCategory: 25, seed: 5 });
     assert.ok(stats.files > 500);
     await f.ok('start', 't');
-    const opts = [
-      '--recursive',
-      '--links',
-      '--safe-links',
-      '--perms',
-      '--times',
-      '--omit-dir-times',
-      '--force',
-      '--whole-file',
-      '--delete',
-      '--exclude=/distfiles',
-      '--exclude=/local',
-      '--exclude=/packages',
-      '--exclude=/.git',
-    ];
+    const opts = PORTAGE_RSYNC;
     execFileSync('rsync', [...opts, `${src}/`, `${f.tree}/`]);
     await f.ok('stop', 't');
     await f.ok('start', 't');

@@ -13,7 +13,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { needRoot, sandbox, type Sandbox } from '../helpers/env.js';
 import { BIN, sq, sqOk, type CliResult } from '../helpers/cli.js';
 import { assertSameTree } from '../helpers/tree.js';
@@ -23,6 +22,7 @@ import { RegistryClient } from '../../src/oci/client.js';
 import { parseReference } from '../../src/oci/reference.js';
 import type { PublishResult } from '../../src/oci/publish.js';
 import type { PullResult } from '../../src/oci/pull.js';
+import { CORPUS, PORTAGE_RSYNC } from '../helpers/portage.js';
 
 function onPath(cmd: string): boolean {
   try {
@@ -622,23 +622,6 @@ describe('OCI registry: publish and pull', { concurrency: false }, () => {
     }
   });
 });
-
-const CORPUS = fileURLToPath(new URL('../../../shared/corpus', import.meta.url));
-const PORTAGE_RSYNC = [
-  '--recursive',
-  '--links',
-  '--safe-links',
-  '--perms',
-  '--times',
-  '--omit-dir-times',
-  '--force',
-  '--whole-file',
-  '--delete',
-  '--exclude=/distfiles',
-  '--exclude=/local',
-  '--exclude=/packages',
-  '--exclude=/.git',
-];
 
 describe('OCI registry: the real corpus (figures)', () => {
   it('one day of GURU (guru-base -> guru-d1): the follower downloads about the layer, not the tree', async (t) => {
