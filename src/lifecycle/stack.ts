@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import { isWithin } from '../config/values.js';
 import { listLoops, detachLoop } from '../mount/loop.js';
-import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
+import { mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
 import { checkMetadata } from '../image/check.js';
 import { mountsUnder, readMounts, topMountAt } from '../mount/mountinfo.js';
 import type { Layout } from './layout.js';
@@ -33,22 +33,30 @@ export async function mountStack(
 ): Promise<MountedStack> {
   const mounted: string[] = [];
   const undo = async (): Promise<void> => {
-    for (const m of [...mounted].reverse()) await unmount(m);
+    await unmountAll([...mounted].reverse());
     mounted.length = 0;
   };
   try {
-    for (const [i, file] of imageFiles.entries()) {
-      const mp = mountPoint(i);
-      await fsp.mkdir(mp, { recursive: true, mode: 0o700 });
-      try {
-        await mountSquashfs(file, mp, extra);
-      } catch (e) {
-        // A damaged image whose sha256 still matches (bit rot): name it as damaged, not as a mount error.
-        await checkMetadata(file);
-        throw e;
-      }
-      mounted.push(mp);
-    }
+    // The images are independent: attach and mount them side by side (util-linux retries loop races).
+    const results = await Promise.allSettled(
+      imageFiles.map(async (file, i) => {
+        const mp = mountPoint(i);
+        await fsp.mkdir(mp, { recursive: true, mode: 0o700 });
+        try {
+          await mountSquashfs(file, mp, extra);
+        } catch (e) {
+          // A damaged image whose sha256 still matches (bit rot): name it as damaged, not as a mount error.
+          await checkMetadata(file);
+          throw e;
+        }
+      }),
+    );
+    // Base first, as the view below wants them; only those that did mount.
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') mounted.push(mountPoint(i));
+    });
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     let viewPath = mounted[0] ?? '';
     if (mounted.length > 1) {
       await fsp.mkdir(view, { recursive: true, mode: 0o700 });
@@ -69,14 +77,11 @@ export async function teardownUnder(
   paths: string | readonly string[],
   store: string,
 ): Promise<string[]> {
-  const done: string[] = [];
   const mounts = await readMounts();
-  for (const p of typeof paths === 'string' ? [paths] : paths) {
-    for (const m of mountsUnder(mounts, p)) {
-      await unmount(m.mountPoint);
-      done.push(m.mountPoint);
-    }
-  }
+  const done = (typeof paths === 'string' ? [paths] : paths).flatMap((p) =>
+    mountsUnder(mounts, p).map((m) => m.mountPoint),
+  );
+  await unmountAll(done);
   if (done.length > 0) await detachStaleLoops(store);
   return done;
 }
