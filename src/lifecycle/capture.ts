@@ -11,7 +11,7 @@ import { SquashtreeError } from '../errors.js';
 import { isInterrupted, run } from '../exec/run.js';
 import type { Entry } from '../fs/walk.js';
 import { displayPath } from '../fs/paths.js';
-import { scanUpper, signature } from './upper.js';
+import { scanUpper, signature, VanishedDuringScan } from './upper.js';
 
 export interface Capture {
   /** The upper's entries as they were copied. */
@@ -38,8 +38,17 @@ export async function captureUpper(
 ): Promise<Capture> {
   let changed = '';
   for (let i = 1; i <= attempts; i++) {
+    // Back off between attempts: a writer that works in bursts leaves gaps to copy in.
+    if (i > 1) await new Promise((r) => setTimeout(r, 200 * (i - 1)));
     await fsp.rm(stage, { recursive: true, force: true });
-    const pre = await scanUpper(upperData, exclude);
+    let pre: Entry[];
+    try {
+      pre = await scanUpper(upperData, exclude);
+    } catch (e) {
+      if (!(e instanceof VanishedDuringScan)) throw e;
+      changed = '(entries vanishing during the scan)';
+      continue;
+    }
     // Explicit --preserve=xattr makes a lost xattr (an opaque dir marker) an error.
     let copyError: Error | undefined;
     try {
@@ -60,7 +69,14 @@ export async function captureUpper(
     } catch (e) {
       copyError = e instanceof Error ? e : new Error(String(e));
     }
-    const post = await scanUpper(upperData, exclude);
+    let post: Entry[];
+    try {
+      post = await scanUpper(upperData, exclude);
+    } catch (e) {
+      if (!(e instanceof VanishedDuringScan)) throw e;
+      changed = '(entries vanishing during the scan)';
+      continue;
+    }
     const diff = firstDifference(pre, post);
     // A copy that failed while the upper stood still failed for its own reasons.
     if (copyError !== undefined && (diff === undefined || isInterrupted(copyError)))
@@ -68,7 +84,6 @@ export async function captureUpper(
     if (diff === undefined) return { entries: pre, attempts: i };
     // A writer renamed or removed something under cp: a race, so take the copy again.
     changed = displayPath(diff);
-    await new Promise((r) => setTimeout(r, 200 * i));
   }
   await fsp.rm(stage, { recursive: true, force: true });
   throw new SquashtreeError(

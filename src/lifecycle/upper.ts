@@ -3,7 +3,7 @@
  * snapshot of its entries is recorded at each commit; what differs from that
  * snapshot is what is still pending.
  */
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { walk, type Entry } from '../fs/walk.js';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
@@ -93,10 +93,25 @@ export async function scanUpper(
   exclude: readonly string[] = [],
 ): Promise<Entry[]> {
   const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
-  try {
-    return await walk(upperData, exclude.length ? { skip } : {});
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return [];
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await walk(upperData, exclude.length ? { skip } : {});
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      // No upper at all: nothing pending. An entry that vanished mid-walk: a writer is busy; walk again.
+      if (!existsSync(upperData)) return [];
+      if (attempt >= 5) throw new VanishedDuringScan(upperData, e);
+    }
+  }
+}
+
+/** The upper kept changing under the walk: the caller decides (capture retries, then E_CAPTURE). */
+export class VanishedDuringScan extends Error {
+  constructor(
+    readonly upperData: string,
+    cause: unknown,
+  ) {
+    super(`entries of ${upperData} kept vanishing while it was read`, { cause });
   }
 }
