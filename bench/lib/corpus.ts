@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { applySync, type RepoStats } from '../../src/corpus/portage.js';
 import { exists, run } from './exec.js';
 import { SHAPES, generateGentooLike } from './generate.js';
+import { PORTAGE_RSYNC } from '../../src/corpus/portage.js';
 
 export interface DeltaInfo {
   label: string;
@@ -103,23 +104,6 @@ export async function generatedCorpus(work: string, scale: 'small' | 'gentoo'): 
 /** ../shared/corpus next to the repository. */
 export const DEFAULT_CORPUS_DIR = resolve(import.meta.dirname, '../../../shared/corpus');
 const GURU = ['guru-base', 'guru-d1', 'guru-d7'] as const;
-
-/** portage's rsync options (see ../shared/corpus/README.md). */
-export const PORTAGE_RSYNC = [
-  '--recursive',
-  '--links',
-  '--safe-links',
-  '--perms',
-  '--times',
-  '--omit-dir-times',
-  '--force',
-  '--whole-file',
-  '--delete',
-  '--exclude=/distfiles',
-  '--exclude=/local',
-  '--exclude=/packages',
-  '--exclude=/.git',
-];
 
 async function rsyncInto(snapshot: string, tree: string, label: string): Promise<DeltaInfo> {
   const { stdout } = await run('rsync', [...PORTAGE_RSYNC, '--stats', `${snapshot}/`, `${tree}/`]);

@@ -9,6 +9,23 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Random } from './random.js';
 
+/** PORTAGE_RSYNC_OPTS from portage's make.globals, minus the network ones: how a sync lands in a tree. */
+export const PORTAGE_RSYNC: readonly string[] = [
+  '--recursive',
+  '--links',
+  '--safe-links',
+  '--perms',
+  '--times',
+  '--omit-dir-times',
+  '--force',
+  '--whole-file',
+  '--delete',
+  '--exclude=/distfiles',
+  '--exclude=/local',
+  '--exclude=/packages',
+  '--exclude=/.git',
+];
+
 export interface RepoShape {
   categories: number;
   packagesPerCategory: number;
