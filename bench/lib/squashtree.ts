@@ -8,6 +8,13 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { COMPRESSORS, type Compressor } from '../../src/config/schema.js';
+import type {
+  CommitResult,
+  CompactResult,
+  InitResult,
+  StartResult,
+  StopResult,
+} from '../../src/index.js';
 import { BenchError, run, type RunResult } from './exec.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -236,41 +243,12 @@ export class Squashtree {
   }
 }
 
-/** The fields of squashtree's --json output the benchmark reads. */
-export interface InitOut {
-  imageBytes: number;
-  files: number;
-  bytes: number;
-  durationMs: number;
-}
-export interface StartOut {
-  alreadyMounted: boolean;
-  generation: number;
-  layers: number;
-}
-export interface CommitOut {
-  committed: boolean;
-  reason?: string;
-  generation: number;
-  layerBytes: number;
-  pendingFiles: number;
-  pendingBytes: number;
-  durationMs: number;
-  layers: number;
-}
-export interface StopOut {
-  wasMounted: boolean;
-  commit?: CommitOut;
-}
-export interface CompactOut {
-  compacted: boolean;
-  reason?: string;
-  layersBefore: number;
-  layersAfter: number;
-  bytesBefore: number;
-  bytesAfter: number;
-  durationMs: number;
-}
+/** squashtree's --json output: the library's own result types, so the two cannot drift apart. */
+export type InitOut = InitResult;
+export type StartOut = StartResult;
+export type CommitOut = CommitResult;
+export type StopOut = StopResult;
+export type CompactOut = CompactResult;
 
 /** Time `node bin/squashtree.js --version` and a bare `node -e 0`. */
 export async function nodeStartup(runs: number): Promise<{ version: number[]; bare: number[] }> {
