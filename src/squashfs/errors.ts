@@ -76,3 +76,22 @@ export class SquashfsPathError extends Error {
 export function isSquashfsFormatError(e: unknown): e is SquashfsFormatError {
   return e instanceof SquashfsFormatError;
 }
+
+export type SquashfsWriteErrorCode =
+  /** The images differ in compressor, its options or block size. */
+  | 'incompatible'
+  /** Something in the stack the format cannot hold (too many ids, an entry too large). */
+  | 'too-large'
+  /** The image written does not read back as planned. */
+  | 'verify';
+
+/** The writer cannot make (or made a wrong) image from these inputs. */
+export class SquashfsWriteError extends Error {
+  readonly code: SquashfsWriteErrorCode;
+
+  constructor(code: SquashfsWriteErrorCode, message: string) {
+    super(message);
+    this.name = 'SquashfsWriteError';
+    this.code = code;
+  }
+}

@@ -27,6 +27,7 @@ import {
 } from './inode.js';
 import {
   decodeBlock,
+  DecodedTable,
   LookupTable,
   METADATA_SIZE,
   MetadataCache,
@@ -83,6 +84,13 @@ export interface WalkEntry {
   inode: Inode;
   /** 1 for the start directory's entries. */
   depth: number;
+}
+
+export interface FragmentEntry {
+  /** Absolute position of the fragment block. */
+  start: number;
+  /** On-disk size in the low 24 bits; bit 24 set when stored uncompressed. */
+  word: number;
 }
 
 export interface CompressorOptions {
@@ -594,6 +602,74 @@ export class SquashfsImage {
         throw new SquashfsFormatError('xattr', `xattrs of inode ${inode.number} are too large`, at);
       }
       out.push({ name, value });
+    }
+    return out;
+  }
+
+  /** Raw bytes of the image, as stored (for copying blocks verbatim), into `into` when given. */
+  readRaw(pos: number, len: number, structure = 'image', into?: Buffer): Promise<Buffer> {
+    this.check();
+    return this.reader.read(pos, len, structure, into);
+  }
+
+  /** The id table: uids and gids by index. */
+  idList(): readonly number[] {
+    return this.ids;
+  }
+
+  /**
+   * The whole inode or directory table decoded at once (at most maxBytes),
+   * for bulk readers; see ImageTables.
+   */
+  decodeTable(which: 'inode' | 'directory', maxBytes = 512 << 20): Promise<DecodedTable> {
+    this.check();
+    const sb = this.superblock;
+    return which === 'inode'
+      ? DecodedTable.load(
+          this.reader,
+          this.decompressor,
+          sb.inodeTableStart,
+          this.inodeEnd,
+          'inode table',
+          maxBytes,
+        )
+      : DecodedTable.load(
+          this.reader,
+          this.decompressor,
+          sb.directoryTableStart,
+          this.dirEnd,
+          'directory table',
+          maxBytes,
+        );
+  }
+
+  /** Every fragment table entry: where its block lies and its size word (bit 24: stored uncompressed). */
+  async fragmentEntries(): Promise<FragmentEntry[]> {
+    this.check();
+    const table = this.fragmentTable;
+    if (!table) return [];
+    const at = this.superblock.fragmentTableStart ?? -1;
+    const out: FragmentEntry[] = [];
+    for (let i = 0; i < table.count; i++) {
+      const e = await table.entry(i);
+      const start = readU64(e, 0, 'fragment table', at);
+      const word = e.readUInt32LE(8);
+      const size = word & 0xffffff;
+      if (word & 0xfe000000 || size === 0 || size > this.superblock.blockSize) {
+        throw new SquashfsFormatError(
+          'fragment table',
+          `fragment ${i} has invalid size word 0x${word.toString(16)}`,
+          at,
+        );
+      }
+      if (start + size > this.superblock.bytesUsed) {
+        throw new SquashfsFormatError(
+          'fragment table',
+          `fragment ${i} (${size} bytes at ${start}) lies outside the image`,
+          at,
+        );
+      }
+      out.push({ start, word });
     }
     return out;
   }

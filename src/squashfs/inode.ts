@@ -99,6 +99,13 @@ export type Inode = DirInode | FileInode | SymlinkInode | DeviceInode | IpcInode
 /** Bytes after the 16-byte header that every inode of a type has (symlinks: before the target). */
 const FIXED_SIZE = [0, 16, 16, 8, 8, 8, 4, 4, 24, 40, 8, 12, 12, 8, 8];
 
+/** Sequential reads of one inode's bytes from a decoded table. */
+export interface InodeBytes {
+  /** Where the next read starts. */
+  readonly pos: number;
+  read(n: number): Buffer;
+}
+
 /**
  * Parse the inode at the cursor. The cursor is left after the fixed part
  * (for files: at the block size list).
@@ -110,17 +117,77 @@ export async function parseInode(
   inodeCount: number,
 ): Promise<Inode> {
   const at = cur.block;
-  const fail = (msg: string): never => {
-    throw new SquashfsFormatError('inode', `${msg} (inode reference 0x${ref.toString(16)})`, at);
-  };
   const h = await cur.read(16);
+  const type = checkHeader(h, ref, inodeCount, at);
+  const b = await cur.read(FIXED_SIZE[type] ?? 0);
+  let target: Buffer | undefined;
+  let xattrWord: number | undefined;
+  if (type === 3 || type === 10) {
+    target = Buffer.from(await cur.read(symlinkLength(b, ref, at)));
+    if (type === 10) xattrWord = (await cur.read(4)).readUInt32LE(0);
+  }
+  return assembleInode(h, b, type, ref, at, blockSize, target, xattrWord, cur.block, cur.offset);
+}
+
+/**
+ * The same as parseInode over bytes already decoded: `at` is where the
+ * inode's bytes start in buf. Returns the inode and where it ends (for
+ * files: where the block size list starts).
+ */
+export function parseInodeSync(
+  bytes: InodeBytes,
+  ref: number,
+  blockSize: number,
+  inodeCount: number,
+  tablePos: number,
+): Inode {
+  const h = bytes.read(16);
+  const type = checkHeader(h, ref, inodeCount, tablePos);
+  const b = bytes.read(FIXED_SIZE[type] ?? 0);
+  let target: Buffer | undefined;
+  let xattrWord: number | undefined;
+  if (type === 3 || type === 10) {
+    target = Buffer.from(bytes.read(symlinkLength(b, ref, tablePos)));
+    if (type === 10) xattrWord = bytes.read(4).readUInt32LE(0);
+  }
+  // The block list position is reported as an offset into the decoded bytes.
+  return assembleInode(h, b, type, ref, tablePos, blockSize, target, xattrWord, -1, bytes.pos);
+}
+
+function checkHeader(h: Buffer, ref: number, inodeCount: number, at: number): number {
   const type = h.readUInt16LE(0);
-  if (type < 1 || type > 14) fail(`unknown inode type ${type}`);
+  if (type < 1 || type > 14) failInode(`unknown inode type ${type}`, ref, at);
   const number = h.readUInt32LE(12);
   if (number < 1 || number > inodeCount) {
-    fail(`inode number ${number} is outside 1..${inodeCount}`);
+    failInode(`inode number ${number} is outside 1..${inodeCount}`, ref, at);
   }
-  const b = await cur.read(FIXED_SIZE[type] ?? 0);
+  return type;
+}
+
+function symlinkLength(b: Buffer, ref: number, at: number): number {
+  const len = b.readUInt32LE(4);
+  if (len > MAX_SYMLINK) failInode(`symlink target of ${len} bytes is too long`, ref, at);
+  return len;
+}
+
+function failInode(msg: string, ref: number, at: number): never {
+  throw new SquashfsFormatError('inode', `${msg} (inode reference 0x${ref.toString(16)})`, at);
+}
+
+function assembleInode(
+  h: Buffer,
+  b: Buffer,
+  type: number,
+  ref: number,
+  at: number,
+  blockSize: number,
+  target: Buffer | undefined,
+  xattrWord: number | undefined,
+  listBlock: number,
+  listOffset: number,
+): Inode {
+  const fail = (msg: string): never => failInode(msg, ref, at);
+  const number = h.readUInt32LE(12);
   const basicType = type > 7 ? type - 7 : type;
   const extended = type > 7;
   // Only permission bits are stored; the type comes from the inode type.
@@ -184,16 +251,13 @@ export async function parseInode(
         fragment: hasFragment ? fragment : null,
         fragmentOffset: hasFragment ? fragmentOffset : 0,
         blockCount: hasFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize),
-        blockListBlock: cur.block,
-        blockListOffset: cur.offset,
+        blockListBlock: listBlock,
+        blockListOffset: listOffset,
       };
       return inode;
     }
     case 3: {
       // nlink u32, target size u32, target, (extended) xattr u32.
-      const len = b.readUInt32LE(4);
-      if (len > MAX_SYMLINK) fail(`symlink target of ${len} bytes is too long`);
-      const target = Buffer.from(await cur.read(len));
       const inode: SymlinkInode = {
         kind: 'symlink',
         ref,
@@ -206,8 +270,8 @@ export async function parseInode(
         mtime,
         number,
         nlink: b.readUInt32LE(0),
-        xattrIndex: extended ? xattr((await cur.read(4)).readUInt32LE(0)) : null,
-        target,
+        xattrIndex: extended ? xattr(xattrWord ?? ABSENT_U32) : null,
+        target: target ?? Buffer.alloc(0),
       };
       return inode;
     }

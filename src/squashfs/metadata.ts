@@ -256,3 +256,104 @@ export function readU64(buf: Buffer, off: number, structure: string, pos: number
 /** The "absent" marker for optional tables and indexes. */
 export const ABSENT_U64 = 0xffffffffffffffffn;
 export const ABSENT_U32 = 0xffffffff;
+
+/** Describes what a record belongs to, for error messages: " (inode 12)". */
+export type Context = (subject: number) => string;
+
+/**
+ * A whole metadata table decoded into one buffer, for bulk readers (the
+ * writer) that would spend most of their time awaiting a cursor otherwise.
+ * Records that cross a block boundary are contiguous here.
+ */
+export class DecodedTable {
+  private constructor(
+    readonly data: Buffer,
+    /** Block position relative to the table start -> where its bytes start in data. */
+    private readonly starts: Map<number, number>,
+    readonly structure: string,
+    /** Absolute position of the table's first block. */
+    readonly tableStart: number,
+  ) {}
+
+  /** Decode every block in [start, end); refuses to decode more than maxBytes. */
+  static async load(
+    reader: BoundedReader,
+    decompressor: Decompressor,
+    start: number,
+    end: number,
+    structure: string,
+    maxBytes: number,
+  ): Promise<DecodedTable> {
+    const raw = await reader.read(start, end - start, structure);
+    // Count the blocks first, so the decoded bytes go into one buffer.
+    let blocks = 0;
+    for (let pos = 0; pos + 2 <= raw.length; blocks++) pos += 2 + (raw.readUInt16LE(pos) & 0x7fff);
+    const cap = Math.min(blocks * METADATA_SIZE, maxBytes);
+    const data = Buffer.allocUnsafe(cap);
+    const starts = new Map<number, number>();
+    let total = 0;
+    let pos = 0;
+    while (pos < raw.length) {
+      if (pos + 2 > raw.length) {
+        throw new SquashfsFormatError(structure, 'a block header runs past the table', start + pos);
+      }
+      const word = raw.readUInt16LE(pos);
+      const size = word & 0x7fff;
+      if (size === 0 || size > METADATA_SIZE || pos + 2 + size > raw.length) {
+        throw new SquashfsFormatError(
+          structure,
+          `metadata block has invalid size ${size}`,
+          start + pos,
+        );
+      }
+      const block = await decodeBlock(
+        decompressor,
+        raw.subarray(pos + 2, pos + 2 + size),
+        (word & 0x8000) === 0,
+        METADATA_SIZE,
+        structure,
+        start + pos,
+      );
+      if (total + block.length > cap) {
+        throw new SquashfsFormatError(
+          structure,
+          `the table decodes to more than ${maxBytes} bytes`,
+          start + pos,
+        );
+      }
+      starts.set(pos, total);
+      block.copy(data, total);
+      total += block.length;
+      pos += 2 + size;
+    }
+    return new DecodedTable(data.subarray(0, total), starts, structure, start);
+  }
+
+  /**
+   * Where (block relative to the table start, offset in it) lies in data.
+   * Errors name context(subject); the message is only built on failure.
+   */
+  at(block: number, offset: number, context: Context, subject: number): number {
+    const base = this.starts.get(block);
+    if (base === undefined || offset >= METADATA_SIZE || base + offset > this.data.length) {
+      throw new SquashfsFormatError(
+        this.structure,
+        `reference to block ${block} offset ${offset} does not point into the table${context(subject)}`,
+        this.tableStart,
+      );
+    }
+    return base + offset;
+  }
+
+  /** n bytes at a position of data, or a format error naming the structure. */
+  slice(pos: number, n: number, context: Context, subject: number): Buffer {
+    if (pos < 0 || n < 0 || pos + n > this.data.length) {
+      throw new SquashfsFormatError(
+        this.structure,
+        `record of ${n} bytes at decoded offset ${pos} runs past the end of the table${context(subject)}`,
+        this.tableStart,
+      );
+    }
+    return this.data.subarray(pos, pos + n);
+  }
+}

@@ -10,8 +10,8 @@ import { SquashfsFormatError } from './errors.js';
 export interface ByteSource {
   /** Total size of the underlying file or buffer. */
   readonly size: number;
-  /** Read exactly len bytes at pos; the caller has checked the range. */
-  readAt(pos: number, len: number): Promise<Buffer>;
+  /** Read exactly len bytes at pos (into `into` when given); the caller has checked the range. */
+  readAt(pos: number, len: number, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -40,8 +40,8 @@ export class FileSource implements ByteSource {
     }
   }
 
-  async readAt(pos: number, len: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(len);
+  async readAt(pos: number, len: number, into?: Buffer): Promise<Buffer> {
+    const buf = into && into.length >= len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
       const { bytesRead } = await this.fh.read(buf, done, len - done, pos + done);
@@ -69,13 +69,18 @@ export class BufferSource implements ByteSource {
     this.size = buf.length;
   }
 
-  readAt(pos: number, len: number): Promise<Buffer> {
+  readAt(pos: number, len: number, into?: Buffer): Promise<Buffer> {
     if (pos + len > this.buf.length) {
       return Promise.reject(
         new SquashfsFormatError('image', `read of ${len} bytes runs past the end`, pos),
       );
     }
-    return Promise.resolve(this.buf.subarray(pos, pos + len));
+    const view = this.buf.subarray(pos, pos + len);
+    if (into && into.length >= len) {
+      view.copy(into);
+      return Promise.resolve(into.subarray(0, len));
+    }
+    return Promise.resolve(view);
   }
 
   close(): Promise<void> {
@@ -91,7 +96,7 @@ export class BoundedReader {
     this.limit = source.size;
   }
 
-  async read(pos: number, len: number, structure: string): Promise<Buffer> {
+  async read(pos: number, len: number, structure: string, into?: Buffer): Promise<Buffer> {
     if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(len) || pos < 0 || len < 0) {
       throw new SquashfsFormatError(structure, `invalid position ${pos} or length ${len}`, pos);
     }
@@ -103,6 +108,6 @@ export class BoundedReader {
       );
     }
     if (len === 0) return Buffer.alloc(0);
-    return this.source.readAt(pos, len);
+    return this.source.readAt(pos, len, into);
   }
 }
