@@ -6,7 +6,6 @@
  * per block and every reader accepts; the image is then a little larger.
  */
 import { deflateSync } from 'node:zlib';
-import lz4 from 'lz4js';
 import type { CompressorName } from './decompress.js';
 
 export interface MetadataCompressor {
@@ -36,14 +35,86 @@ class GzipCompressor implements MetadataCompressor {
 class Lz4Compressor implements MetadataCompressor {
   readonly name = 'lz4';
   readonly compresses = true;
-  private readonly table = new Uint32Array(1 << 16);
-  private readonly dst = Buffer.alloc(lz4.compressBound(8192));
+  private readonly table = new Int32Array(1 << HASH_BITS);
+  private readonly dst = Buffer.alloc(8192 + 8192 / 255 + 64);
 
   compress(block: Buffer): Buffer | null {
-    this.table.fill(0);
-    const n = lz4.compressBlock(block, this.dst, 0, block.length, this.table);
-    return n > 0 && n < block.length ? Buffer.from(this.dst.subarray(0, n)) : null;
+    const n = lz4Block(block, this.dst, this.table);
+    return n < block.length ? Buffer.from(this.dst.subarray(0, n)) : null;
   }
+}
+
+const HASH_BITS = 12;
+/** The format's end rules: the last match starts 12 bytes before the end, and the last 5 bytes are literals. */
+const MF_LIMIT = 12;
+const LAST_LITERALS = 5;
+
+/**
+ * One raw LZ4 block (what the kernel's LZ4_decompress_safe reads), greedy
+ * with a small hash table; metadata blocks are 8 KiB, so speed matters less
+ * than keeping to the format's end rules, which lz4js's encoder does not
+ * (the kernel rejects its blocks).
+ */
+export function lz4Block(src: Buffer, dst: Buffer, table: Int32Array): number {
+  const n = src.length;
+  table.fill(-1);
+  let anchor = 0;
+  let ip = 0;
+  let op = 0;
+  const matchEnd = n - LAST_LITERALS;
+  while (ip + MF_LIMIT < n) {
+    const seq = src.readUInt32LE(ip);
+    const h = Math.imul(seq, 2654435761) >>> (32 - HASH_BITS);
+    const ref = table[h] ?? -1;
+    table[h] = ip;
+    if (ref < 0 || ip - ref > 65535 || src.readUInt32LE(ref) !== seq) {
+      ip++;
+      continue;
+    }
+    let len = 4;
+    while (ip + len < matchEnd && src[ref + len] === src[ip + len]) len++;
+    op = lz4Sequence(src, dst, op, anchor, ip - anchor, ip - ref, len);
+    ip += len;
+    anchor = ip;
+  }
+  return lz4Sequence(src, dst, op, anchor, n - anchor, 0, 0);
+}
+
+/** Token, literal length, literals, then (unless last) offset and match length. */
+function lz4Sequence(
+  src: Buffer,
+  dst: Buffer,
+  at: number,
+  litStart: number,
+  litLen: number,
+  offset: number,
+  matchLen: number,
+): number {
+  let op = at;
+  const ml = matchLen > 0 ? matchLen - 4 : 0;
+  dst[op++] = (Math.min(litLen, 15) << 4) | Math.min(ml, 15);
+  if (litLen >= 15) {
+    let rest = litLen - 15;
+    while (rest >= 255) {
+      dst[op++] = 255;
+      rest -= 255;
+    }
+    dst[op++] = rest;
+  }
+  src.copy(dst, op, litStart, litStart + litLen);
+  op += litLen;
+  if (matchLen === 0) return op;
+  dst[op++] = offset & 0xff;
+  dst[op++] = offset >>> 8;
+  if (ml >= 15) {
+    let rest = ml - 15;
+    while (rest >= 255) {
+      dst[op++] = 255;
+      rest -= 255;
+    }
+    dst[op++] = rest;
+  }
+  return op;
 }
 
 class StoredCompressor implements MetadataCompressor {

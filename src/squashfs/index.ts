@@ -1,6 +1,6 @@
 /**
- * A native reader for SquashFS 4.0 images. Self-contained: nothing here
- * imports from the rest of squashtree.
+ * A native reader and writer for SquashFS 4.0 images. Self-contained:
+ * nothing here imports from the rest of squashtree.
  */
 export {
   SquashfsImage,
@@ -16,7 +16,9 @@ export {
   SquashfsFormatError,
   SquashfsPathError,
   SquashfsUnsupportedError,
+  SquashfsWriteError,
   isSquashfsFormatError,
+  type SquashfsWriteErrorCode,
   type SquashfsPathErrorCode,
 } from './errors.js';
 export {
@@ -32,3 +34,6 @@ export {
 export { FLAGS, type Superblock } from './superblock.js';
 export { COMPRESSORS, type CompressorName } from './decompress.js';
 export { BufferSource, FileSource, type ByteSource } from './source.js';
+export { writeMergedImage, type MergeImagesOptions, type MergeImagesResult } from './writer.js';
+export { verifyMergedImage, type VerifyMergeResult } from './verify-merge.js';
+export { dropOverlayXattrs, isWhiteout } from './merge.js';

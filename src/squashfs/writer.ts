@@ -70,13 +70,19 @@ export async function writeMergedImage(
     await checkCompatible(images, inputs);
     const tables: ImageTables[] = [];
     for (const img of images) tables.push(await ImageTables.load(img));
-    const result = await new MergeWriter(tables, opts).write(output);
-    if (opts.verify) {
-      result.verified = await verifyMergedTables(
-        tables,
-        output,
-        opts.keepXattr ?? dropOverlayXattrs,
-      );
+    let result: MergeImagesResult;
+    try {
+      result = await new MergeWriter(tables, opts).write(output);
+      if (opts.verify) {
+        const keep = opts.keepXattr ?? dropOverlayXattrs;
+        result.verified = await verifyMergedTables(tables, output, keep);
+      }
+    } catch (e) {
+      // Only a file this call created (it opens with O_EXCL) is removed.
+      if (!(e instanceof Error && 'code' in e && e.code === 'EEXIST')) {
+        await fsp.rm(output, { force: true });
+      }
+      throw e;
     }
     return result;
   } finally {

@@ -1,0 +1,84 @@
+/**
+ * The writer's metadata compressors: every block they make decodes to the
+ * input again, and LZ4 blocks keep the format's end rules (the kernel's
+ * decoder rejects blocks that do not; that is how this encoder came to be).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { inflateSync } from 'node:zlib';
+import lz4 from 'lz4js';
+import { lz4Block, metadataCompressor } from '../../src/squashfs/compress.js';
+
+function samples(): Buffer[] {
+  const out: Buffer[] = [
+    Buffer.alloc(0),
+    Buffer.from('a'),
+    Buffer.alloc(13, 0x61),
+    Buffer.alloc(8192),
+  ];
+  let x = 12345;
+  const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 16;
+  for (let k = 0; k < 200; k++) {
+    const n = 1 + (rnd() % 8192);
+    const b = Buffer.alloc(n);
+    const alphabet = 1 + (rnd() % 40);
+    for (let i = 0; i < n; i++)
+      b[i] = rnd() % 4 === 0 && i > 20 ? (b[i - 1 - (rnd() % 20)] ?? 0) : rnd() % alphabet;
+    out.push(b);
+  }
+  return out;
+}
+
+/** Walk an LZ4 block's sequences; returns where the last match ends relative to the end. */
+function lastMatchGap(block: Buffer, outLen: number): number {
+  let ip = 0;
+  let op = 0;
+  let gap = Infinity;
+  while (ip < block.length) {
+    const token = block[ip++] ?? 0;
+    let lit = token >> 4;
+    if (lit === 15) for (let b = 255; b === 255; lit += b) b = block[ip++] ?? 0;
+    ip += lit;
+    op += lit;
+    if (ip >= block.length) break;
+    ip += 2;
+    let ml = (token & 15) + 4;
+    if ((token & 15) === 15) for (let b = 255; b === 255; ml += b) b = block[ip++] ?? 0;
+    const start = op;
+    op += ml;
+    gap = Math.min(gap, outLen - start);
+    assert.ok(outLen - op >= 5, 'the last 5 bytes are literals');
+  }
+  return gap;
+}
+
+describe('metadata compressors', () => {
+  it('lz4 blocks decode to their input and keep the end rules', () => {
+    const table = new Int32Array(4096);
+    const dst = Buffer.alloc(8192 + 128);
+    for (const s of samples()) {
+      const n = lz4Block(s, dst, table);
+      const back = Buffer.alloc(s.length);
+      const end = lz4.decompressBlock(dst, back, 0, n, 0);
+      assert.equal(end, s.length);
+      assert.ok(back.equals(s));
+      assert.ok(
+        lastMatchGap(dst.subarray(0, n), s.length) >= 12,
+        'the last match starts 12 bytes before the end',
+      );
+    }
+  });
+
+  it('gzip blocks are zlib streams; xz and zstd store blocks as they are', () => {
+    const gz = metadataCompressor('gzip', { level: 9 });
+    for (const s of samples()) {
+      const c = gz.compress(s);
+      if (c) assert.ok(inflateSync(c).equals(s));
+    }
+    for (const name of ['xz', 'zstd', 'lzo'] as const) {
+      const m = metadataCompressor(name);
+      assert.equal(m.compresses, false);
+      assert.equal(m.compress(Buffer.alloc(100)), null);
+    }
+  });
+});
