@@ -330,6 +330,7 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
     onStop,
     keep: t.keep ?? BUILTIN_DEFAULTS.keep,
     compactAfter: t['compact-after'] ?? BUILTIN_DEFAULTS.compactAfter,
+    compactMethod: t['compact-method'] ?? 'auto',
     mountOptions: t['mount-options'] ?? [],
     pullFrom: t['pull-from'],
     verifyKey: t['verify-key'],

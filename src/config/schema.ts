@@ -38,6 +38,8 @@ export const settingsShape = {
   'on-stop': z.enum(ON_STOP),
   keep: z.number().int().min(0).max(1000),
   'compact-after': z.number().int().min(1).max(400),
+  /** auto: the native writer when the images allow it (no recompression), else mksquashfs. */
+  'compact-method': z.enum(['auto', 'mksquashfs']),
   'mount-options': z.array(z.enum(MOUNT_OPTIONS)),
   /** Registry reference `squashtree pull NAME` follows when no REF is given. */
   'pull-from': z.string(),
@@ -81,6 +83,7 @@ export interface TreeConfig {
   onStop: OnStop;
   keep: number;
   compactAfter: number;
+  compactMethod: 'auto' | 'mksquashfs';
   mountOptions: string[];
   pullFrom: string | undefined;
   verifyKey: string | undefined;

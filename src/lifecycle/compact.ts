@@ -1,8 +1,14 @@
 /**
- * compact: pack the read-only stack of images into one new base. It reads
- * the merged view of the images, never the live writable tree. On a mounted
- * tree it compacts the images under the session's upper; the session then
- * stands on the new base, which holds the same content.
+ * compact: pack the read-only stack of images into one new base, never
+ * from the live writable tree. On a mounted tree it compacts the images
+ * under the session's upper; the session then stands on the new base, which
+ * holds the same content.
+ *
+ * Two methods: the native writer merges the image files and copies their
+ * compressed blocks (about the cost of a copy), used whenever the images
+ * share the tree's compressor and block size; otherwise (or with
+ * compact-method = "mksquashfs") mksquashfs packs the mounted, merged view,
+ * recompressing everything.
  */
 import { currentGeneration, imageFileName, type Generation } from '../store/manifest.js';
 import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
@@ -10,7 +16,10 @@ import { extraMountOptions, packSettings, type TreeContext } from './context.js'
 import { fault } from './faults.js';
 import { checkImages } from './integrity.js';
 import { observe, requireManifest } from './observe.js';
+import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publish.js';
 import { packAndPublish } from './publish.js';
+import { errorMessage } from '../errors.js';
+import type { ImageRecord, Manifest } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { mountStack, mountedLowerView } from './stack.js';
 import { join } from 'node:path';
@@ -25,6 +34,10 @@ export interface CompactResult {
   bytesBefore: number;
   bytesAfter: number;
   durationMs: number;
+  /** How the new base was made: blocks copied by the native writer, or recompressed by mksquashfs. */
+  method?: 'writer' | 'mksquashfs';
+  /** Why mksquashfs was used. */
+  methodReason?: string;
 }
 
 export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
@@ -83,6 +96,79 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
 
   const number = m.lastGeneration + 1;
   const file = imageFileName(number, 'base');
+  let record: ImageRecord | undefined;
+  let method: CompactResult['method'] = 'writer';
+  let methodReason =
+    tree.compactMethod === 'mksquashfs'
+      ? 'compact-method = "mksquashfs"'
+      : writerUnsuitable(m, toPack, packSettings(tree));
+  if (methodReason === null) {
+    const inputs = await checkImages(tree.store, m, toPack, layout.verifiedCache);
+    reporter.step(`compacting ${toPack.length} images into ${file} (copying their blocks)`);
+    try {
+      const settings = packSettings(tree);
+      const published = await mergeAndPublish({
+        store: tree.store,
+        inputs,
+        file,
+        compression: settings.compression,
+        blockSize: settings.blockSize,
+        verifyMount: layout.verifyMount,
+        onProgress: (f) => {
+          reporter.progress('compacting', f);
+        },
+      });
+      record = published.record;
+    } catch (e) {
+      if (!isWriterRefusal(e)) throw e;
+      methodReason = errorMessage(e);
+    }
+  }
+  if (!record) {
+    method = 'mksquashfs';
+    record = await packView(ctx, mounted, toPack, file, m);
+  }
+  const images = sessionLayer ? [file, sessionLayer] : [file];
+  const gen: Generation = {
+    generation: number,
+    parent: m.current,
+    action: 'compact',
+    created: new Date().toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    images,
+    files: cur.files ?? null,
+    bytes: cur.bytes ?? null,
+  };
+  m.images[file] = record;
+  m.generations.push(gen);
+  m.current = number;
+  m.lastGeneration = number;
+  await writeManifestOrUnpublish(tree.store, m, file);
+  fault('compact:after-manifest');
+  if (mounted && session) {
+    await writeSession(layout.sessionFile, {
+      ...session,
+      lower: [file],
+      committedGeneration: sessionLayer ? number : session.committedGeneration,
+    });
+  }
+  await collectGarbage(tree.store, m, tree.keep, new Set(mounted && session ? [file] : []));
+  return {
+    ...result(true, number, images),
+    method,
+    ...(methodReason ? { methodReason } : {}),
+  };
+}
+
+/** mksquashfs over the merged view of the images: the mounted session's lower stack, or a scratch mount. */
+async function packView(
+  ctx: TreeContext,
+  mounted: boolean,
+  toPack: readonly string[],
+  file: string,
+  m: Manifest,
+): Promise<ImageRecord> {
+  const { tree, layout, reporter } = ctx;
   let view: string;
   let unmountScratch: (() => Promise<void>) | undefined;
   if (mounted) {
@@ -112,32 +198,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
       },
       afterPack: 'compact:after-pack',
     });
-    const images = sessionLayer ? [file, sessionLayer] : [file];
-    const gen: Generation = {
-      generation: number,
-      parent: m.current,
-      action: 'compact',
-      created: new Date().toISOString(),
-      durationMs: Math.round(performance.now() - t0),
-      images,
-      files: cur.files ?? null,
-      bytes: cur.bytes ?? null,
-    };
-    m.images[file] = published.record;
-    m.generations.push(gen);
-    m.current = number;
-    m.lastGeneration = number;
-    await writeManifestOrUnpublish(tree.store, m, file);
-    fault('compact:after-manifest');
-    if (mounted && session) {
-      await writeSession(layout.sessionFile, {
-        ...session,
-        lower: [file],
-        committedGeneration: sessionLayer ? number : session.committedGeneration,
-      });
-    }
-    await collectGarbage(tree.store, m, tree.keep, new Set(mounted && session ? [file] : []));
-    return result(true, number, images);
+    return published.record;
   } finally {
     if (unmountScratch) await unmountScratch();
   }

@@ -30,7 +30,13 @@ export function renderCommit(r: CommitResult): string {
 
 export function renderCompact(r: CompactResult): string {
   if (!r.compacted) return `${r.tree}: not compacted: ${r.reason ?? ''}`;
-  return `${r.tree}: compacted ${r.layersBefore} images (${bytes(r.bytesBefore)}) into generation ${r.generation}: ${r.layersAfter} image(s), ${bytes(r.bytesAfter)}, ${seconds(r.durationMs)}`;
+  const how =
+    r.method === 'writer'
+      ? 'blocks copied'
+      : r.method === 'mksquashfs'
+        ? `recompressed by mksquashfs${r.methodReason ? ` (${r.methodReason})` : ''}`
+        : '';
+  return `${r.tree}: compacted ${r.layersBefore} images (${bytes(r.bytesBefore)}) into generation ${r.generation}: ${r.layersAfter} image(s), ${bytes(r.bytesAfter)}, ${seconds(r.durationMs)}${how ? `, ${how}` : ''}`;
 }
 
 export function renderStop(r: StopResult): string {

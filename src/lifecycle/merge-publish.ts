@@ -1,0 +1,160 @@
+/**
+ * Publishing a new base made by the native writer from the images of a
+ * stack (src/squashfs/writer.ts): blocks are copied, not recompressed, so a
+ * compaction costs about a copy of the image. The image is checked against
+ * its inputs from its own bytes (every entry, every block), mounted once by
+ * the kernel, fsynced, and only then renamed into place.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Compressor } from '../config/schema.js';
+import { SquashtreeError, errnoCode } from '../errors.js';
+import { publishFile } from '../fs/durable.js';
+import { imageFacts } from '../image/check.js';
+import { mountSquashfs, unmount } from '../mount/mount.js';
+import {
+  SquashfsFormatError,
+  SquashfsUnsupportedError,
+  SquashfsWriteError,
+  writeMergedImage,
+  type MergeImagesResult,
+} from '../squashfs/index.js';
+import type { ImageRecord, Manifest } from '../store/manifest.js';
+import { fault } from './faults.js';
+import { tempImagePath } from './publish.js';
+
+export interface MergeRequest {
+  store: string;
+  /** Absolute paths of the images, bottom first. */
+  inputs: readonly string[];
+  file: string;
+  /** The images' (and so the new base's) compressor and block size. */
+  compression: Compressor;
+  blockSize: number;
+  /** Where the kernel mounts the new image once to check it. */
+  verifyMount: string;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface MergePublished {
+  record: ImageRecord;
+  merge: MergeImagesResult;
+}
+
+/**
+ * Why the writer cannot compact these images (then mksquashfs does), or
+ * null when it can: they must share the compressor and block size the tree
+ * is configured with (a changed setting is applied by recompressing).
+ */
+export function writerUnsuitable(
+  m: Manifest,
+  files: readonly string[],
+  want: { compression: string; blockSize: number },
+): string | null {
+  for (const f of files) {
+    const rec = m.images[f];
+    if (!rec) return `${f} is not in the manifest`;
+    if (rec.compression !== want.compression || rec.blockSize !== want.blockSize) {
+      return `${f} is ${rec.compression} with ${rec.blockSize}-byte blocks; the tree is configured for ${want.compression} with ${want.blockSize}-byte blocks`;
+    }
+  }
+  if (want.compression === 'lzo' || want.compression === 'lzma') {
+    return `no ${want.compression} decoder in the native reader`;
+  }
+  return null;
+}
+
+/** True for what the writer refuses by design (then mksquashfs is used). */
+export function isWriterRefusal(e: unknown): boolean {
+  return (
+    e instanceof SquashfsUnsupportedError ||
+    (e instanceof SquashfsWriteError && e.code !== 'verify')
+  );
+}
+
+export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished> {
+  const tmp = tempImagePath(req.store);
+  try {
+    let merge: MergeImagesResult;
+    try {
+      merge = await writeMergedImage(req.inputs, tmp, {
+        verify: true,
+        ...(req.onProgress
+          ? {
+              onProgress: (done: number, total: number) =>
+                req.onProgress?.(total ? done / total : 1),
+            }
+          : {}),
+      });
+    } catch (e) {
+      throw asPublishError(e, req);
+    }
+    fault('compact:after-pack');
+    await kernelMountCheck(tmp, req.verifyMount);
+    const facts = await imageFacts(tmp);
+    await publishFile(tmp, join(req.store, req.file));
+    return {
+      record: {
+        file: req.file,
+        kind: 'base',
+        bytes: facts.bytes,
+        sha256: facts.sha256,
+        compression: req.compression,
+        blockSize: req.blockSize,
+        created: new Date().toISOString(),
+      },
+      merge,
+    };
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The kernel mounts the new image and lists its root: what every later start will need. */
+async function kernelMountCheck(image: string, mountPoint: string): Promise<void> {
+  await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
+  await mountSquashfs(image, mountPoint);
+  try {
+    await fsp.readdir(mountPoint);
+  } finally {
+    await unmount(mountPoint);
+  }
+}
+
+function asPublishError(e: unknown, req: MergeRequest): unknown {
+  if (errnoCode(e) === 'ENOSPC') {
+    return new SquashtreeError(
+      'E_NO_SPACE',
+      `No space left on device while writing the new base ${req.file} in ${req.store}`,
+      {
+        path: req.store,
+        hint: 'free space in the store (the new base needs about as much as the images it replaces), then run squashtree compact again; nothing was changed',
+        cause: e,
+      },
+    );
+  }
+  if (e instanceof SquashfsWriteError && e.code === 'verify') {
+    return new SquashtreeError(
+      'E_VERIFY',
+      `the compacted image does not match its inputs: ${e.message}`,
+      {
+        path: req.store,
+        hint: 'nothing was published; report this as a bug, and compact with compact-method = "mksquashfs" meanwhile',
+        cause: e,
+      },
+    );
+  }
+  if (e instanceof SquashfsFormatError && !(e instanceof SquashfsUnsupportedError)) {
+    return new SquashtreeError(
+      'E_IMAGE_CORRUPT',
+      `an image of the stack is damaged: ${e.message}`,
+      {
+        path: req.store,
+        hint: 'squashtree verify names the image; roll back to a generation without it (squashtree rollback)',
+        cause: e,
+      },
+    );
+  }
+  return e;
+}
