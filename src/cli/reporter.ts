@@ -12,10 +12,13 @@ export function makeReporter(opts: {
   tree?: string;
 }): Reporter & { finish(): void } {
   const tty = process.stderr.isTTY;
-  // SQUASHTREE_DEBUG=1 stamps each line with the milliseconds since start (to see where time goes).
+  // SQUASHTREE_DEBUG=1 stamps each line with the milliseconds since start and
+  // the resident memory (to see where time and memory go).
   const t0 = performance.now();
   const stamp = (): string =>
-    process.env.SQUASHTREE_DEBUG ? `[${Math.round(performance.now() - t0)} ms] ` : '';
+    process.env.SQUASHTREE_DEBUG
+      ? `[${Math.round(performance.now() - t0)} ms, ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB] `
+      : '';
   const prefix = opts.tree ? `${opts.tree}: ` : '';
   let bar: cliProgress.SingleBar | undefined;
   let lastPlain = -1;

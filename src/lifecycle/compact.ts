@@ -98,12 +98,15 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   const file = imageFileName(number, 'base');
   let record: ImageRecord | undefined;
   let method: CompactResult['method'] = 'writer';
-  let methodReason =
-    tree.compactMethod === 'mksquashfs'
-      ? 'compact-method = "mksquashfs"'
-      : writerUnsuitable(m, toPack, packSettings(tree));
+  let methodReason: string | null = 'compact-method = "mksquashfs"';
+  const inputs =
+    tree.compactMethod === 'auto'
+      ? await checkImages(tree.store, m, toPack, layout.verifiedCache)
+      : [];
+  if (tree.compactMethod === 'auto') {
+    methodReason = await writerUnsuitable(inputs, packSettings(tree));
+  }
   if (methodReason === null) {
-    const inputs = await checkImages(tree.store, m, toPack, layout.verifiedCache);
     reporter.step(`compacting ${toPack.length} images into ${file} (copying their blocks)`);
     try {
       const settings = packSettings(tree);
@@ -116,6 +119,9 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
         verifyMount: layout.verifyMount,
         onProgress: (f) => {
           reporter.progress('compacting', f);
+        },
+        onStep: (what) => {
+          reporter.step(what);
         },
       });
       record = published.record;

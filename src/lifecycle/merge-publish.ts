@@ -6,20 +6,21 @@
  * the kernel, fsynced, and only then renamed into place.
  */
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Compressor } from '../config/schema.js';
-import { SquashtreeError, errnoCode } from '../errors.js';
+import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
 import { imageFacts } from '../image/check.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import {
+  SquashfsImage,
   SquashfsFormatError,
   SquashfsUnsupportedError,
   SquashfsWriteError,
   writeMergedImage,
   type MergeImagesResult,
 } from '../squashfs/index.js';
-import type { ImageRecord, Manifest } from '../store/manifest.js';
+import type { ImageRecord } from '../store/manifest.js';
 import { fault } from './faults.js';
 import { tempImagePath } from './publish.js';
 
@@ -34,7 +35,16 @@ export interface MergeRequest {
   /** Where the kernel mounts the new image once to check it. */
   verifyMount: string;
   onProgress?: (fraction: number) => void;
+  onStep?: (what: string) => void;
 }
+
+const PHASES = {
+  plan: 'finding what the merged view keeps',
+  copy: 'copying the blocks it keeps',
+  metadata: 'writing inodes and directories',
+  tables: 'writing the lookup tables',
+  verify: 'checking the new image against the images (every entry and block)',
+} as const;
 
 export interface MergePublished {
   record: ImageRecord;
@@ -44,22 +54,30 @@ export interface MergePublished {
 /**
  * Why the writer cannot compact these images (then mksquashfs does), or
  * null when it can: they must share the compressor and block size the tree
- * is configured with (a changed setting is applied by recompressing).
+ * is configured with (a changed setting is applied by recompressing). The
+ * superblocks are read: images adopted by init --from-image have no
+ * settings in the manifest.
  */
-export function writerUnsuitable(
-  m: Manifest,
-  files: readonly string[],
+export async function writerUnsuitable(
+  paths: readonly string[],
   want: { compression: string; blockSize: number },
-): string | null {
-  for (const f of files) {
-    const rec = m.images[f];
-    if (!rec) return `${f} is not in the manifest`;
-    if (rec.compression !== want.compression || rec.blockSize !== want.blockSize) {
-      return `${f} is ${rec.compression} with ${rec.blockSize}-byte blocks; the tree is configured for ${want.compression} with ${want.blockSize}-byte blocks`;
-    }
-  }
+): Promise<string | null> {
   if (want.compression === 'lzo' || want.compression === 'lzma') {
-    return `no ${want.compression} decoder in the native reader`;
+    return `the native reader has no ${want.compression} decoder`;
+  }
+  for (const p of paths) {
+    let img: SquashfsImage;
+    try {
+      img = await SquashfsImage.open(p);
+    } catch (e) {
+      // A damaged image is reported by the integrity check before this, or by mksquashfs's path.
+      return `${basename(p)}: ${errorMessage(e)}`;
+    }
+    const { compression, blockSize } = img.superblock;
+    await img.close();
+    if (compression !== want.compression || blockSize !== want.blockSize) {
+      return `${basename(p)} is ${compression} with ${blockSize}-byte blocks; the tree is configured for ${want.compression} with ${want.blockSize}-byte blocks`;
+    }
   }
   return null;
 }
@@ -79,6 +97,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
     try {
       merge = await writeMergedImage(req.inputs, tmp, {
         verify: true,
+        onPhase: (p) => req.onStep?.(PHASES[p]),
         ...(req.onProgress
           ? {
               onProgress: (done: number, total: number) =>
@@ -90,6 +109,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
       throw asPublishError(e, req);
     }
     fault('compact:after-pack');
+    req.onStep?.('mounting the new image once');
     await kernelMountCheck(tmp, req.verifyMount);
     const facts = await imageFacts(tmp);
     await publishFile(tmp, join(req.store, req.file));

@@ -28,7 +28,7 @@ export interface MergeImagesOptions {
   /** Which xattrs the new image keeps; default: all but trusted.overlay.* (overlay bookkeeping). */
   keepXattr?: (name: Buffer) => boolean;
   /** Called as each phase starts. */
-  onPhase?: (phase: 'plan' | 'copy' | 'metadata' | 'tables') => void;
+  onPhase?: (phase: 'plan' | 'copy' | 'metadata' | 'tables' | 'verify') => void;
   /** Progress of the data copy, in bytes. */
   onProgress?: (done: number, total: number) => void;
   /** Modification time for the superblock; default: the newest input's. */
@@ -74,6 +74,7 @@ export async function writeMergedImage(
     try {
       result = await new MergeWriter(tables, opts).write(output);
       if (opts.verify) {
+        opts.onPhase?.('verify');
         const keep = opts.keepXattr ?? dropOverlayXattrs;
         result.verified = await verifyMergedTables(tables, output, keep);
       }
