@@ -123,7 +123,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     const ctx = { ...resolveGlobals(globals), commands: COMMANDS };
-    if (spec.root && process.geteuid?.() !== 0) {
+    const needsRoot = typeof spec.root === 'function' ? spec.root(opts) : spec.root === true;
+    if (needsRoot && process.geteuid?.() !== 0) {
       throw new SquashtreeError(
         'E_NOT_ROOT',
         `${spec.name} needs root: it mounts filesystems and attaches loop devices`,

@@ -25,8 +25,8 @@ export interface CommandSpec<T = unknown> {
   /** commander argument syntax, such as "[trees...]" or "<name>". */
   args?: string;
   options?: OptionSpec[];
-  /** Needs root (mounts, loop devices). */
-  root?: boolean;
+  /** Needs root (mounts, loop devices); a function when that depends on the options. */
+  root?: boolean | ((opts: Record<string, unknown>) => boolean);
   /** Left out of --help (internal entry points such as the portage hook). */
   hidden?: boolean;
   run(ctx: CliContext, args: string[], opts: Record<string, unknown>): Promise<CommandOutput<T>>;

@@ -10,6 +10,10 @@ import { scanUpper } from './upper.js';
 export interface DiffResult {
   tree: string;
   changes: Change[];
+  /** With --generation: the generation whose top layer was compared with the images below it. */
+  generation?: number;
+  /** That layer, or null when the generation is a single base image. */
+  layer?: string | null;
 }
 
 export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {

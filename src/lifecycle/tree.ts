@@ -10,6 +10,7 @@ import { teardownUnder } from './stack.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import { makeContext, type Reporter, type TreeContext } from './context.js';
+import { diffGeneration } from './layer-diff.js';
 import { diffLocked, type DiffResult } from './diff.js';
 import { discardLocked, type DiscardResult } from './discard.js';
 import { acquireLock, type TreeLock } from './lock.js';
@@ -86,7 +87,9 @@ export class Tree {
     return this.locked((c) => rollbackLocked(c, to));
   }
 
-  diff(): Promise<DiffResult> {
+  /** Pending changes; with a generation, what its top layer changed (read-only: no lock, no root). */
+  diff(generation?: number): Promise<DiffResult> {
+    if (generation !== undefined) return diffGeneration(this.ctx, generation);
     return this.locked(diffLocked);
   }
 

@@ -37,3 +37,6 @@ export { BufferSource, FileSource, type ByteSource } from './source.js';
 export { writeMergedImage, type MergeImagesOptions, type MergeImagesResult } from './writer.js';
 export { verifyMergedImage, type VerifyMergeResult } from './verify-merge.js';
 export { dropOverlayXattrs, isWhiteout } from './merge.js';
+export { diffTopLayer, type LayerChange } from './layer-diff.js';
+export { ImageTables } from './tables.js';
+export { OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';

@@ -16,7 +16,12 @@ import { needRoot, sandbox } from '../helpers/env.js';
 import { assertSameTree, buildTree, setXattr } from '../helpers/tree.js';
 import { writeMergedImage } from '../../src/squashfs/writer.js';
 import { verifyMergedImage } from '../../src/squashfs/verify-merge.js';
-import { SquashfsImage, SquashfsWriteError } from '../../src/squashfs/index.js';
+import {
+  ImageTables,
+  SquashfsImage,
+  SquashfsWriteError,
+  diffTopLayer,
+} from '../../src/squashfs/index.js';
 
 function sh(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -233,6 +238,33 @@ describe('squashfs writer: merging a stack of images', () => {
       await verifyMergedImage(images, again);
     });
   }
+
+  it('lists what the top layer changes in the images below it', async (t) => {
+    if (!needRoot(t)) return;
+    const { images } = await buildStack(t, 'gzip');
+    const opened = await Promise.all(images.map((p) => SquashfsImage.open(p)));
+    try {
+      const tables = await Promise.all(opened.map((i) => ImageTables.load(i)));
+      const lines = (await diffTopLayer(tables)).map(
+        (c) => `${c.kind} ${c.path.toString('latin1')} ${c.type}`,
+      );
+      // Path order; a replaced entry's old subtree is deleted before the new one is added.
+      assert.deepEqual(lines, [
+        'D becomes-dir dir',
+        'D becomes-dir/inside file',
+        'A becomes-dir file',
+        'A deep/a/b/c/e file',
+        'A doomed file',
+        'D new-link file',
+        'D replaced/y file',
+        'A replaced/z dir',
+        'A sym2 symlink',
+        'D xattr-dir/f file',
+      ]);
+    } finally {
+      await Promise.all(opened.map((i) => i.close()));
+    }
+  });
 
   it('refuses images with different compressors, and leaves no output', async (t) => {
     if (!needRoot(t)) return;

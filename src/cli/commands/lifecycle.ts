@@ -135,10 +135,7 @@ export const rollbackCommand = defineCommand<PerTreeData<RollbackResult>>({
     },
   ],
   run: (ctx, names, o) => {
-    const to = o.to === undefined ? undefined : Number(o.to);
-    if (to !== undefined && (!Number.isInteger(to) || to < 1)) {
-      throw new SquashtreeError('E_USAGE', `--to takes a generation number, not ${String(o.to)}`);
-    }
+    const to = generationOption(o.to, '--to');
     return perTree(ctx, names, (t) => t.rollback(to));
   },
   render: (d) =>
@@ -192,10 +189,21 @@ export const discardCommand = defineCommand<PerTreeData<DiscardResult>>({
 
 export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
   name: 'diff',
-  summary: 'list pending changes, one A (added), M (modified) or D (deleted) line per path',
+  summary:
+    "list pending changes, one A (added), M (modified) or D (deleted) line per path; with --generation, what that generation's top layer changed",
   args: TREES,
-  root: true,
-  run: (ctx, names) => perTree(ctx, names, (t) => t.diff()),
+  options: [
+    {
+      flags: '--generation <n>',
+      description:
+        "compare generation N's top layer with the images below it (read from the images: no root needed)",
+    },
+  ],
+  root: (o) => o.generation === undefined,
+  run: (ctx, names, o) => {
+    const g = generationOption(o.generation, '--generation');
+    return perTree(ctx, names, (t) => t.diff(g));
+  },
   render: (d) =>
     renderPerTree(d, (r) => {
       const lines = r.changes.map(
@@ -214,7 +222,7 @@ export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
     { flags: '--generation <n>', description: 'verify this generation instead of the current one' },
   ],
   run: async (ctx, names, o) => {
-    const g = o.generation === undefined ? undefined : Number(o.generation);
+    const g = generationOption(o.generation, '--generation');
     const out = await perTree(ctx, names, (t) => t.verify(g));
     return { data: out.data, ok: out.ok && out.data.trees.every((t) => t.result?.ok !== false) };
   },
@@ -234,3 +242,15 @@ export const verifyCommand = defineCommand<PerTreeData<VerifyResult>>({
       ].join('\n'),
     ),
 });
+
+function generationOption(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new SquashtreeError(
+      'E_USAGE',
+      `${flag} takes a generation number, not ${typeof value === 'string' ? value : JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
