@@ -24,7 +24,8 @@ import {
   type BenchResult,
   type CorpusResult,
 } from './lib/report.js';
-import { MAX_LAYERS, READ_DEPTHS, STACK_TARGET, runCombo } from './lib/scenario.js';
+import { DEFAULT_DEPTH, MAX_LAYERS, READ_DEPTHS, STACK_TARGET, runCombo } from './lib/scenario.js';
+import { BUILTIN_DEFAULTS } from '../src/config/schema.js';
 import {
   BIN,
   ROOT,
@@ -202,13 +203,15 @@ async function main(argv: string[]): Promise<number> {
         coldCaches: cold,
         readDepths: READ_DEPTHS.filter((d) => d <= MAX_LAYERS),
         stackTarget: STACK_TARGET,
+        defaultDepth: DEFAULT_DEPTH,
+        compactAfter: BUILTIN_DEFAULTS.compactAfter,
         rssSource: hasTime
           ? '/usr/bin/time -f %M around the squashtree process (the largest of node and the programs it ran); node alone from getrusage at its exit'
           : '/proc/PID/status VmHWM polled every 20 ms (node only)',
       },
       nodeStartup: { version: summarize(startup.version), bare: summarize(startup.bare) },
       corpora,
-      checks: evaluate(corpora, STACK_TARGET),
+      checks: evaluate(corpora, STACK_TARGET, DEFAULT_DEPTH),
       wallMs: 0,
       leftovers,
     };

@@ -24,11 +24,17 @@ import {
   type SqRun,
 } from './squashtree.js';
 import { summarize, type Summary } from './stats.js';
+import { BUILTIN_DEFAULTS } from '../../src/config/schema.js';
 import { secs } from './format.js';
 
-/** The deepest stack the default policy keeps: compact-after = 8, so base + 8 layers. */
+/** Space is measured on base + 8 layers (the figure). */
 export const STACK_TARGET = 8;
-export const READ_DEPTHS = [1, 4, 8, 16];
+/**
+ * The deepest stack the default policy allows while mounted: compact-after
+ * layers at start plus the session's own layer.
+ */
+export const DEFAULT_DEPTH = BUILTIN_DEFAULTS.compactAfter + 1;
+export const READ_DEPTHS = [...new Set([1, 2, DEFAULT_DEPTH, 4, 8, 16])].sort((a, b) => a - b);
 export const MAX_LAYERS = 16;
 const TREE = 'bench';
 

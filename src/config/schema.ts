@@ -97,7 +97,7 @@ export const BUILTIN_DEFAULTS = {
   tmpfsSize: '25%',
   onStop: 'commit' as OnStop,
   keep: 2,
-  compactAfter: 8,
+  compactAfter: 2,
 };
 
 export const TREE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

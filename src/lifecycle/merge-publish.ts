@@ -46,6 +46,14 @@ const PHASES = {
   verify: 'checking the new image against the images (every entry and block)',
 } as const;
 
+/**
+ * The writer copies fragment blocks whole, so bytes of files replaced since
+ * the last recompression stay in them (about 0.7% of the image per day of
+ * Gentoo syncs). Past this share, compaction recompresses with mksquashfs
+ * once, which reclaims all of it.
+ */
+export const MAX_WASTE = 0.1;
+
 export interface MergePublished {
   record: ImageRecord;
   merge: MergeImagesResult;
@@ -97,6 +105,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
     try {
       merge = await writeMergedImage(req.inputs, tmp, {
         verify: true,
+        maxWaste: MAX_WASTE,
         onPhase: (p) => req.onStep?.(PHASES[p]),
         ...(req.onProgress
           ? {

@@ -82,6 +82,8 @@ export type SquashfsWriteErrorCode =
   | 'incompatible'
   /** Something in the stack the format cannot hold (too many ids, an entry too large). */
   | 'too-large'
+  /** Too much of what would be copied belongs to files no longer in the view (recompress instead). */
+  | 'wasteful'
   /** The image written does not read back as planned. */
   | 'verify';
 

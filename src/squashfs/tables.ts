@@ -81,6 +81,32 @@ export class ImageTables {
     return n;
   }
 
+  /**
+   * Uncompressed bytes each fragment block holds, from a linear scan of the
+   * inode table (every file of this image, whether a merged view still
+   * shows it or not): with the bytes still in use, how much of a block is
+   * dead.
+   */
+  fragmentTails(): Map<number, number> {
+    const tails = new Map<number, number>();
+    const t = this.inodes;
+    const sb = this.image.superblock;
+    const bytes = new TableBytes(t, 0, 0);
+    for (let n = 0; n < sb.inodeCount && bytes.pos < t.data.length; n++) {
+      const inode = parseInodeSync(bytes, bytes.pos, sb.blockSize, sb.inodeCount, t.tableStart);
+      if (inode.kind === 'file') {
+        bytes.pos += inode.blockCount * 4;
+        if (inode.fragment !== null) {
+          tails.set(inode.fragment, (tails.get(inode.fragment) ?? 0) + (inode.size % sb.blockSize));
+        }
+      } else if (inode.kind === 'dir') {
+        // Extended directories carry their index after the inode.
+        for (let i = 0; i < inode.indexCount; i++) bytes.read(bytes.read(12).readUInt32LE(8) + 1);
+      }
+    }
+    return tails;
+  }
+
   /** A directory's entries in stored order. */
   entries(dir: DirInode): DirEntry[] {
     const out: DirEntry[] = [];

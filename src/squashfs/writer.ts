@@ -35,6 +35,12 @@ export interface MergeImagesOptions {
   mtime?: number;
   /** Check the result against the inputs (see verifyMergedImage) before returning. */
   verify?: boolean;
+  /**
+   * Refuse (SquashfsWriteError 'wasteful') when more than this share of the
+   * bytes to copy belongs to replaced or deleted files: fragment blocks are
+   * copied whole, so such bytes would stay until a recompression.
+   */
+  maxWaste?: number;
 }
 
 export interface MergeImagesResult {
@@ -48,6 +54,8 @@ export interface MergeImagesResult {
   copiedBytes: number;
   /** Data bytes of the inputs the merged view no longer uses (not copied). */
   droppedBytes: number;
+  /** Of the copied bytes, about how many hold files the merged view no longer has (in shared fragment blocks). */
+  wastedBytes: number;
   /** False when metadata is stored uncompressed (no encoder for the compressor). */
   metadataCompressed: boolean;
   /** With verify: what was compared. */
@@ -119,6 +127,8 @@ interface Plan {
   ranges: [number, number][][];
   /** Per layer: fragment indexes the merged view uses. */
   frags: Set<number>[];
+  /** Per layer: fragment index -> uncompressed tail bytes of files the view shows. */
+  tails: Map<number, number>[];
   /** "layer:inode number" -> visible links, for inodes with more than one. */
   links: Map<string, number>;
   inodes: number;
@@ -179,6 +189,14 @@ class MergeWriter {
     const comp = metadataCompressor(sb.compression, compOpts?.fields ?? {});
     this.opts.onPhase?.('plan');
     this.plan = await this.makePlan();
+    const { wasted, total } = this.waste();
+    const limit = this.opts.maxWaste;
+    if (limit !== undefined && total > 0 && wasted / total > limit) {
+      throw new SquashfsWriteError(
+        'wasteful',
+        `${((100 * wasted) / total).toFixed(1)}% of the blocks to copy hold replaced or deleted files (limit ${(100 * limit).toFixed(1)}%); recompressing reclaims that space`,
+      );
+    }
 
     const out = await fsp.open(output, 'wx', 0o644);
     try {
@@ -291,6 +309,7 @@ class MergeWriter {
         dirs: this.plan.dirs,
         fragments: this.fragEntries.length,
         copiedBytes: copied,
+        wastedBytes: Math.round(wasted),
         droppedBytes: Math.max(
           0,
           inputData - copied - (compOpts ? 2 + compOpts.raw.length : 0) * this.tables.length,
@@ -300,6 +319,27 @@ class MergeWriter {
     } finally {
       await out.close();
     }
+  }
+
+  /** Estimated dead bytes in the fragment blocks to copy, and all bytes to copy. */
+  private waste(): { wasted: number; total: number } {
+    let wasted = 0;
+    let total = 0;
+    this.tables.forEach((t, layer) => {
+      for (const [, n] of this.plan.ranges[layer] ?? []) total += n;
+      const used = this.plan.frags[layer];
+      if (!used || used.size === 0) return;
+      const all = t.fragmentTails();
+      const live = this.plan.tails[layer];
+      for (const f of used) {
+        const size = (t.fragments[f]?.word ?? 0) & 0xffffff;
+        total += size;
+        const a = all.get(f) ?? 0;
+        const l = live?.get(f) ?? 0;
+        if (a > 0 && l < a) wasted += (size * (a - l)) / a;
+      }
+    });
+    return { wasted, total };
   }
 
   /** Entries in metadata blocks followed by the list of where each block is; returns the list's position. */
@@ -322,6 +362,7 @@ class MergeWriter {
     const plan: Plan = {
       ranges: Array.from({ length: n }, () => []),
       frags: Array.from({ length: n }, () => new Set<number>()),
+      tails: Array.from({ length: n }, () => new Map<number, number>()),
       links: new Map(),
       inodes: 1,
       files: 0,
@@ -369,6 +410,9 @@ class MergeWriter {
             );
           }
           plan.frags[c.layer]?.add(c.inode.fragment);
+          const tails = plan.tails[c.layer];
+          const tail = c.inode.size % t.image.superblock.blockSize;
+          tails?.set(c.inode.fragment, (tails.get(c.inode.fragment) ?? 0) + tail);
         }
       }
     };
