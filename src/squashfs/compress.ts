@@ -146,3 +146,38 @@ export function metadataCompressor(
       return new StoredCompressor(name);
   }
 }
+
+/**
+ * A compressor for data (fragment) blocks, for the few small files the
+ * writer repacks; null where no encoder exists (those blocks are copied
+ * whole instead). Returns the compressed block, or null to store it as is.
+ */
+export function dataCompressor(
+  name: CompressorName,
+  options: Readonly<Record<string, number>> = {},
+): ((block: Buffer) => Buffer | null) | null {
+  switch (name) {
+    case 'gzip': {
+      // As mksquashfs: its level (default 9) and window.
+      const level = options.level ?? 9;
+      const windowBits = options.windowSize ?? 15;
+      return (block) => {
+        const out = deflateSync(block, {
+          level: level >= 1 && level <= 9 ? level : 9,
+          windowBits: windowBits >= 8 && windowBits <= 15 ? windowBits : 15,
+        });
+        return out.length < block.length ? out : null;
+      };
+    }
+    case 'lz4': {
+      const table = new Int32Array(1 << HASH_BITS);
+      return (block) => {
+        const dst = Buffer.alloc(block.length + Math.ceil(block.length / 255) + 64);
+        const n = lz4Block(block, dst, table);
+        return n < block.length ? Buffer.from(dst.subarray(0, n)) : null;
+      };
+    }
+    default:
+      return null;
+  }
+}

@@ -674,6 +674,12 @@ export class SquashfsImage {
     return out;
   }
 
+  /** A fragment block, decoded (the tails of small files, back to back). */
+  fragmentData(index: number): Promise<Buffer> {
+    this.check();
+    return this.fragmentBlock(index);
+  }
+
   /** The fragment block with this index, decoded. */
   private fragmentBlock(index: number): Promise<Buffer> {
     const hit = this.fragments.get(index);

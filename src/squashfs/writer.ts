@@ -13,7 +13,7 @@
  * table, directory table, fragment, export, id and xattr tables.
  */
 import { promises as fsp } from 'node:fs';
-import { metadataCompressor, type MetadataCompressor } from './compress.js';
+import { dataCompressor, metadataCompressor, type MetadataCompressor } from './compress.js';
 import { SquashfsFormatError, SquashfsWriteError } from './errors.js';
 import { ExtentMap } from './extents.js';
 import { SquashfsImage, type Xattr } from './image.js';
@@ -56,6 +56,8 @@ export interface MergeImagesResult {
   droppedBytes: number;
   /** Of the copied bytes, about how many hold files the merged view no longer has (in shared fragment blocks). */
   wastedBytes: number;
+  /** Fragment blocks mostly dead whose live tails were repacked into new blocks. */
+  repackedFragments: number;
   /** False when metadata is stored uncompressed (no encoder for the compressor). */
   metadataCompressed: boolean;
   /** With verify: what was compared. */
@@ -64,6 +66,8 @@ export interface MergeImagesResult {
 
 const ABSENT32 = 0xffffffff;
 const COPY_CHUNK = 1 << 20;
+/** A fragment block less than this share alive has its live tails repacked (where an encoder exists). */
+const REPACK_BELOW = 0.5;
 
 /** Open the inputs, check they can be merged, and write the merged image to output (created, must not exist). */
 export async function writeMergedImage(
@@ -164,6 +168,15 @@ class MergeWriter {
   private exportRefs: number[] = [];
   private readonly linked = new Map<string, Written>();
   private nextNumber = 1;
+  /** Per layer: fragment blocks whose live tails are repacked rather than copied. */
+  private repack: Set<number>[] = [];
+  private readonly repacked = new Map<string, { fragment: number; offset: number }>();
+  private packData: ((block: Buffer) => Buffer | null) | null = null;
+  private pendingFrag: Buffer[] = [];
+  private pendingFragBytes = 0;
+  private out!: fsp.FileHandle;
+  /** Where the data region ends in the output (new fragment blocks go there). */
+  private dataEnd = 0;
   private readonly scratch = Buffer.alloc(64);
   private readonly copyBuffer = Buffer.allocUnsafe(COPY_CHUNK);
   private plan!: Plan;
@@ -189,6 +202,7 @@ class MergeWriter {
     const comp = metadataCompressor(sb.compression, compOpts?.fields ?? {});
     this.opts.onPhase?.('plan');
     this.plan = await this.makePlan();
+    this.packData = dataCompressor(sb.compression, compOpts?.fields ?? {});
     const { wasted, total } = this.waste();
     const limit = this.opts.maxWaste;
     if (limit !== undefined && total > 0 && wasted / total > limit) {
@@ -199,6 +213,7 @@ class MergeWriter {
     }
 
     const out = await fsp.open(output, 'wx', 0o644);
+    this.out = out;
     try {
       let pos = SUPERBLOCK_SIZE;
       if (compOpts) {
@@ -209,6 +224,7 @@ class MergeWriter {
       }
       this.opts.onPhase?.('copy');
       const copied = await this.copyData(out, pos);
+      this.dataEnd = pos + copied;
       this.opts.onPhase?.('metadata');
       pos += copied;
 
@@ -221,6 +237,8 @@ class MergeWriter {
         this.nextNumber++,
         this.plan.inodes + 1,
       );
+      await this.flushFragment();
+      pos = this.dataEnd;
       if (this.nextNumber - 1 !== this.plan.inodes) {
         throw new SquashfsWriteError(
           'verify',
@@ -309,6 +327,7 @@ class MergeWriter {
         dirs: this.plan.dirs,
         fragments: this.fragEntries.length,
         copiedBytes: copied,
+        repackedFragments: this.repack.reduce((n, r) => n + r.size, 0),
         wastedBytes: Math.round(wasted),
         droppedBytes: Math.max(
           0,
@@ -325,6 +344,7 @@ class MergeWriter {
   private waste(): { wasted: number; total: number } {
     let wasted = 0;
     let total = 0;
+    this.repack = this.tables.map(() => new Set<number>());
     this.tables.forEach((t, layer) => {
       for (const [, n] of this.plan.ranges[layer] ?? []) total += n;
       const used = this.plan.frags[layer];
@@ -333,13 +353,66 @@ class MergeWriter {
       const live = this.plan.tails[layer];
       for (const f of used) {
         const size = (t.fragments[f]?.word ?? 0) & 0xffffff;
-        total += size;
         const a = all.get(f) ?? 0;
         const l = live?.get(f) ?? 0;
+        if (this.packData && a > 0 && l < a * REPACK_BELOW) {
+          // Mostly dead: its few live tails go into new blocks.
+          this.repack[layer]?.add(f);
+          total += (size * l) / a;
+          continue;
+        }
+        total += size;
         if (a > 0 && l < a) wasted += (size * (a - l)) / a;
       }
     });
     return { wasted, total };
+  }
+
+  /** A live tail of a repacked fragment block: its place in the new fragment blocks. */
+  private async repackTail(
+    layer: number,
+    inode: FileInode,
+  ): Promise<{ fragment: number; offset: number }> {
+    const t = this.tables[layer];
+    const bs = t?.image.superblock.blockSize ?? 0;
+    const len = inode.size % bs;
+    const key = `${layer}:${inode.fragment}:${inode.fragmentOffset}:${len}`;
+    const known = this.repacked.get(key);
+    if (known) return known;
+    if (!t || inode.fragment === null)
+      throw new SquashfsWriteError('verify', 'internal error: no tail');
+    const block = await t.image.fragmentData(inode.fragment);
+    if (inode.fragmentOffset + len > block.length) {
+      throw new SquashfsFormatError(
+        'fragment block',
+        `tail of inode ${inode.number} lies outside fragment ${inode.fragment}`,
+        -1,
+      );
+    }
+    if (this.pendingFragBytes + len > bs) await this.flushFragment();
+    const place = { fragment: this.fragEntries.length, offset: this.pendingFragBytes };
+    this.pendingFrag.push(
+      Buffer.from(block.subarray(inode.fragmentOffset, inode.fragmentOffset + len)),
+    );
+    this.pendingFragBytes += len;
+    this.repacked.set(key, place);
+    return place;
+  }
+
+  /** Write the fragment block being filled (compressed where that is smaller) at the end of the data. */
+  private async flushFragment(): Promise<void> {
+    if (this.pendingFragBytes === 0 || !this.packData) return;
+    const raw = Buffer.concat(this.pendingFrag, this.pendingFragBytes);
+    const packed = this.packData(raw);
+    const body = packed ?? raw;
+    await this.out.write(body, 0, body.length, this.dataEnd);
+    const e = Buffer.alloc(16);
+    e.writeBigUInt64LE(BigInt(this.dataEnd), 0);
+    e.writeUInt32LE(body.length | (packed ? 0 : 1 << 24), 8);
+    this.fragEntries.push(e);
+    this.dataEnd += body.length;
+    this.pendingFrag = [];
+    this.pendingFragBytes = 0;
   }
 
   /** Entries in metadata blocks followed by the list of where each block is; returns the list's position. */
@@ -428,6 +501,7 @@ class MergeWriter {
     const perLayer = this.tables.map((t, layer) => {
       const ranges = [...(this.plan.ranges[layer] ?? [])];
       for (const f of this.plan.frags[layer] ?? []) {
+        if (this.repack[layer]?.has(f)) continue;
         const e = t.fragments[f];
         if (e) ranges.push([e.start, e.word & 0xffffff]);
       }
@@ -455,6 +529,7 @@ class MergeWriter {
       // Fragment indexes in the new table, in the old order.
       const idx = new Map<number, number>();
       for (const f of [...(this.plan.frags[layer] ?? [])].sort((a, b) => a - b)) {
+        if (this.repack[layer]?.has(f)) continue;
         const e = t.fragments[f];
         if (!e) continue;
         idx.set(f, this.fragEntries.length);
@@ -602,7 +677,7 @@ class MergeWriter {
     let written: Written;
     switch (inode.kind) {
       case 'file':
-        written = this.emitFile(inode, c.layer, number, nlink, xattr);
+        written = await this.emitFile(inode, c.layer, number, nlink, xattr);
         break;
       case 'symlink': {
         const ext = xattr !== null;
@@ -638,13 +713,13 @@ class MergeWriter {
     return written;
   }
 
-  private emitFile(
+  private async emitFile(
     inode: FileInode,
     layer: number,
     number: number,
     nlink: number,
     xattr: number | null,
-  ): Written {
+  ): Promise<Written> {
     const t = this.tables[layer];
     const map = this.maps[layer];
     if (!t || !map) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
@@ -652,7 +727,9 @@ class MergeWriter {
     const start = t.storedBytes(inode) > 0 ? map.map(inode.blocksStart) : 0;
     let fragment = ABSENT32;
     let offset = 0;
-    if (inode.fragment !== null) {
+    if (inode.fragment !== null && this.repack[layer]?.has(inode.fragment)) {
+      ({ fragment, offset } = await this.repackTail(layer, inode));
+    } else if (inode.fragment !== null) {
       const f = this.fragIndex[layer]?.get(inode.fragment);
       if (f === undefined)
         throw new SquashfsWriteError(
