@@ -1,12 +1,14 @@
 /**
- * Compressors for the metadata blocks the writer makes. Data blocks are never
- * recompressed (they are copied verbatim), so only 8 KiB metadata blocks pass
- * through here. Where no Node package can compress in a compressor's format
- * (xz, zstd, lzo, lzma), blocks are stored uncompressed, which SquashFS marks
- * per block and every reader accepts; the image is then a little larger.
+ * Compressors for the metadata blocks the writer makes. Data blocks are
+ * copied verbatim, so mostly 8 KiB metadata blocks pass through here: gzip
+ * through node:zlib, lz4 and xz through small encoders of our own. Where
+ * none exists (zstd, lzo, lzma), blocks are stored uncompressed, which
+ * SquashFS marks per block and every reader accepts; the image is then a
+ * little larger.
  */
 import { deflateSync } from 'node:zlib';
 import type { CompressorName } from './decompress.js';
+import { xzEncode } from './xz-encode.js';
 
 export interface MetadataCompressor {
   readonly name: CompressorName;
@@ -117,6 +119,16 @@ function lz4Sequence(
   return op;
 }
 
+class XzCompressor implements MetadataCompressor {
+  readonly name = 'xz';
+  readonly compresses = true;
+
+  compress(block: Buffer): Buffer | null {
+    const out = xzEncode(block);
+    return out.length < block.length ? out : null;
+  }
+}
+
 class StoredCompressor implements MetadataCompressor {
   readonly compresses = false;
 
@@ -142,6 +154,8 @@ export function metadataCompressor(
     }
     case 'lz4':
       return new Lz4Compressor();
+    case 'xz':
+      return new XzCompressor();
     default:
       return new StoredCompressor(name);
   }
