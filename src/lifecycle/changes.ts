@@ -82,6 +82,10 @@ export async function computeChanges(
       filesDelta += lower && lower.type !== 'dir' ? 0 : 1;
       if (e.type === 'file') bytesDelta += e.size;
       if (lower?.type === 'file') bytesDelta -= lower.size;
+    } else if (lower && lower.type !== 'dir') {
+      // A dir where a file was: removeLowerTree leaves what the upper shadows to this loop.
+      filesDelta--;
+      if (lower.type === 'file') bytesDelta -= lower.size;
     }
     if (e.type === 'dir' && lower?.type === 'dir' && mergedRoot) {
       // Lower entries the upper does not mention: opacity is all or nothing per dir,
