@@ -88,6 +88,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       settings: packSettings(tree),
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
+      verifyWith: 'reader',
       onProgress: (f) => {
         reporter.progress('packing', f);
       },

@@ -1,8 +1,12 @@
 /**
  * Turning a directory into a published image: pack it into a fresh temp
- * file in the store, check the metadata with unsquashfs, mount the image and
- * compare it with its source (types, modes, owners, sizes, targets, content
- * hashes), record its sha256, fsync it and only then rename it into place.
+ * file in the store, prove it holds its source, record its sha256, fsync it
+ * and only then rename it into place. The proof is either a mount (unsquashfs
+ * checks the metadata, the kernel reads the image, and the trees are compared:
+ * types, modes, owners, sizes, targets, content hashes) or, cheaper for the
+ * small layers a commit makes, the same comparison in process through the
+ * native reader (src/image/match.ts), which also reads every metadata table
+ * and data block on the way.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +17,8 @@ import { publishFile } from '../fs/durable.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
+import { matchImage } from '../image/match.js';
+import { SquashfsFormatError, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
@@ -27,6 +33,13 @@ export interface PublishRequest {
   exclude?: readonly string[];
   /** Where to mount the new image to compare it with its source. */
   verifyMount: string;
+  /**
+   * mount (the default): compare through a kernel mount; reader: in process
+   * with the native reader, through a mount only for a compressor it lacks.
+   */
+  verifyWith?: 'mount' | 'reader';
+  /** For verifyWith reader: dirs that must (true) or must not (false) be opaque. */
+  opaque?: ReadonlyMap<string, boolean>;
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
@@ -41,6 +54,28 @@ export function tempImagePath(store: string): string {
   return join(store, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}.sqfs`);
 }
 
+function skipper(exclude: readonly string[]): ((rel: string) => boolean) | undefined {
+  return exclude.length
+    ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
+    : undefined;
+}
+
+function requireMatch(result: CompareResult, image: string): CompareResult {
+  if (result.differences.length > 0) {
+    const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
+    throw new SquashtreeError(
+      'E_VERIFY',
+      `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`,
+      {
+        stderr: d,
+        path: image,
+        hint: 'nothing was published; if the source was being written to, try again when it is idle',
+      },
+    );
+  }
+  return result;
+}
+
 export async function verifyAgainst(
   image: string,
   source: string,
@@ -51,29 +86,42 @@ export async function verifyAgainst(
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await mountSquashfs(image, mountPoint);
   try {
-    const skip = exclude.length
-      ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
-      : undefined;
+    const skip = skipper(exclude);
     const result = await compareTrees(source, mountPoint, {
       contents: true,
       ...(skip ? { skip } : {}),
     });
-    if (result.differences.length > 0) {
-      const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
-      throw new SquashtreeError(
-        'E_VERIFY',
-        `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`,
-        {
-          stderr: d,
-          path: image,
-          hint: 'nothing was published; if the source was being written to, try again when it is idle',
-        },
-      );
-    }
-    return result;
+    return requireMatch(result, image);
   } finally {
     await unmount(mountPoint);
   }
+}
+
+/** The same proof in process; a mount only for a compressor the reader lacks (lzo). */
+export async function verifyWithReader(
+  image: string,
+  source: string,
+  mountPoint: string,
+  exclude: readonly string[] = [],
+  opaque?: ReadonlyMap<string, boolean>,
+): Promise<CompareResult> {
+  let result: CompareResult;
+  try {
+    const skip = skipper(exclude);
+    result = await matchImage(image, source, {
+      ...(skip ? { skip } : {}),
+      ...(opaque ? { opaque } : {}),
+    });
+  } catch (e) {
+    if (e instanceof SquashfsUnsupportedError)
+      return verifyAgainst(image, source, mountPoint, exclude);
+    if (!(e instanceof SquashfsFormatError)) throw e;
+    throw new SquashtreeError('E_VERIFY', `the new image cannot be read back: ${e.message}`, {
+      path: image,
+      hint: 'nothing was published; check the disk of the store and squashfs-tools (squashtree doctor)',
+    });
+  }
+  return requireMatch(result, image);
 }
 
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
@@ -89,7 +137,10 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
     });
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
-    const compare = await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude);
+    const compare =
+      req.verifyWith === 'reader'
+        ? await verifyWithReader(tmp, req.source, req.verifyMount, req.exclude, req.opaque)
+        : await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude);
     const facts = await imageFacts(tmp);
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
