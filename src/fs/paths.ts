@@ -15,6 +15,12 @@ export function joinRel(parent: string, name: string): string {
   return parent === '' ? name : `${parent}/${name}`;
 }
 
+/** The binary relative path of the dir holding `rel` ('' for the root's entries). */
+export function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
 /** For display: decode as UTF-8 where valid, escape everything else (C-style, like ls -b). */
 export function displayPath(rel: string): string {
   const buf = Buffer.from(rel, 'latin1');

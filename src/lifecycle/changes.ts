@@ -2,13 +2,12 @@
  * What an upper changes in the tree below it, as A/M/D lines and as the
  * change in file count and bytes. Whiteouts (char 0/0) delete; an opaque dir
  * hides everything below it in the lower layers. Node cannot read xattrs, so
- * opacity is read off the merged view: a lower entry that the upper neither
- * shadows nor whites out, yet the merged tree does not show, was hidden by an
- * opaque dir. Without a merged view dirs are taken as not opaque.
+ * opacity is read off the mounted tree (see opacity.ts); without one, dirs
+ * are taken as not opaque.
  */
-import { promises as fsp } from 'node:fs';
-import { fsPath, joinRel } from '../fs/paths.js';
 import { describe, walk, type Entry } from '../fs/walk.js';
+import { parentOf } from '../fs/paths.js';
+import { hiddenBelow, isOpaque, type MergedView } from './opacity.js';
 
 export interface Change {
   kind: 'A' | 'M' | 'D';
@@ -20,6 +19,11 @@ export interface ChangeSummary {
   changes: Change[];
   filesDelta: number;
   bytesDelta: number;
+  /**
+   * For each upper dir that stands on a lower dir: whether it is opaque.
+   * Only there does opacity change what the tree shows.
+   */
+  opaque: Map<string, boolean>;
 }
 
 async function tryDescribe(root: string, rel: string): Promise<Entry | undefined> {
@@ -31,26 +35,20 @@ async function tryDescribe(root: string, rel: string): Promise<Entry | undefined
   }
 }
 
-async function exists(root: string, rel: string): Promise<boolean> {
-  try {
-    await fsp.lstat(fsPath(root, rel));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const isWhiteout = (e: Entry): boolean => e.type === 'char' && e.rdev === 0;
 
 export async function computeChanges(
   upperEntries: readonly Entry[],
   lowerRoot: string,
-  mergedRoot: string | undefined,
+  merged: MergedView | undefined,
 ): Promise<ChangeSummary> {
   const changes: Change[] = [];
+  const opaque = new Map<string, boolean>();
   let filesDelta = 0;
   let bytesDelta = 0;
   const upper = new Map(upperEntries.map((e) => [e.path, e]));
+  // Upper dirs with no lower dir below them: nothing under them is in the lower, so nothing is looked up.
+  const fresh = new Set<string>();
   const removeLowerTree = async (rel: string, lower: Entry): Promise<void> => {
     const below = lower.type === 'dir' ? await walk(lowerRoot, { under: rel }) : [lower];
     for (const e of below) {
@@ -63,7 +61,8 @@ export async function computeChanges(
   };
   for (const e of upperEntries) {
     if (e.path === '') continue;
-    const lower = await tryDescribe(lowerRoot, e.path);
+    const lower = fresh.has(parentOf(e.path)) ? undefined : await tryDescribe(lowerRoot, e.path);
+    if (e.type === 'dir' && lower?.type !== 'dir') fresh.add(e.path);
     if (isWhiteout(e)) {
       if (lower) await removeLowerTree(e.path, lower);
       continue;
@@ -87,16 +86,11 @@ export async function computeChanges(
       filesDelta--;
       if (lower.type === 'file') bytesDelta -= lower.size;
     }
-    if (e.type === 'dir' && lower?.type === 'dir' && mergedRoot) {
-      // Lower entries the upper does not mention: opacity is all or nothing per dir,
-      // so one of them missing from the merged view means all of them are hidden.
-      const names = await fsp.readdir(fsPath(lowerRoot, e.path), { encoding: 'buffer' });
-      const hidden = names
-        .map((n) => joinRel(e.path, n.toString('latin1')))
-        .filter((rel) => !upper.has(rel));
-      const first = hidden[0];
-      if (first !== undefined && !(await exists(mergedRoot, first))) {
-        for (const rel of hidden) {
+    if (e.type === 'dir' && lower?.type === 'dir' && merged) {
+      const o = await isOpaque(e, lowerRoot, upper, merged);
+      if (o !== undefined) opaque.set(e.path, o);
+      if (o === true) {
+        for (const rel of await hiddenBelow(e.path, lowerRoot, upper)) {
           const h = await tryDescribe(lowerRoot, rel);
           if (h) await removeLowerTree(rel, h);
         }
@@ -104,5 +98,5 @@ export async function computeChanges(
     }
   }
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { changes, filesDelta, bytesDelta };
+  return { changes, filesDelta, bytesDelta, opaque };
 }

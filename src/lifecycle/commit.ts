@@ -70,13 +70,21 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const stage = staging.dir;
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
-    const capture = await captureUpper(layout.upperData, stage, tree.exclude);
+    const mounted = obs.state === 'mounted';
+    const capture = await captureUpper(layout.upperData, stage, {
+      exclude: tree.exclude,
+      scanned: entries,
+      ...(mounted ? { merged: tree.dir } : {}),
+    });
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
-    const mounted = obs.state === 'mounted';
-    const summary = mounted
-      ? await computeChanges(capture.entries, await mountedLowerView(layout), tree.dir)
-      : null;
+    const summary =
+      mounted && capture.mergedNlinks
+        ? await computeChanges(capture.entries, await mountedLowerView(layout), {
+            root: tree.dir,
+            nlinks: capture.mergedNlinks,
+          })
+        : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     reporter.step(`packing layer ${file}`);
@@ -89,6 +97,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
+      ...(summary ? { opaque: summary.opaque } : {}),
       onProgress: (f) => {
         reporter.progress('packing', f);
       },

@@ -20,7 +20,7 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
     return { tree: tree.name, changes: [] };
   const entries = await scanUpper(layout.upperData, tree.exclude);
   if (obs.state === 'mounted') {
-    const s = await computeChanges(entries, await mountedLowerView(layout), tree.dir);
+    const s = await computeChanges(entries, await mountedLowerView(layout), { root: tree.dir });
     return { tree: tree.name, changes: s.changes };
   }
   // An interrupted session: mount its images somewhere private to compare against.
