@@ -11,7 +11,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { displayPath, fsPath } from '../fs/paths.js';
 import { byPath, walkSync, type Entry, type EntryType } from '../fs/walk.js';
-import { SquashfsImage, type Inode, type InodeKind, type Stat } from '../squashfs/index.js';
+import type { Inode, InodeKind, SquashfsImage, Stat } from '../squashfs/index.js';
 import type { CompareResult, Difference } from './compare.js';
 
 export interface MatchOptions {
@@ -93,8 +93,9 @@ async function sameContents(
   }
 }
 
+/** Compare an open image (the caller closes it) with the dir it was built from. */
 export async function matchImage(
-  image: string,
+  img: SquashfsImage,
   sourceRoot: string,
   opts: MatchOptions = {},
 ): Promise<CompareResult> {
@@ -109,59 +110,54 @@ export async function matchImage(
   let bytes = 0;
   // Hard links: source paths that share an inode must share one in the image.
   const links = new Map<string, number>();
-  const img = await SquashfsImage.open(image);
-  try {
-    const scratch = Buffer.alloc(img.superblock.blockSize);
-    const check = async (e: Entry, inode: Inode): Promise<void> => {
-      const st = await img.stat(inode);
-      const d = metaDiff(e, st);
-      if (d) {
-        add(e.path, d);
-        return;
-      }
-      if (e.type !== 'dir') files++;
-      if (e.type === 'dir') {
-        const want = opts.opaque?.get(e.path);
-        const has = st.xattrs.some((x) => x.name.equals(OPAQUE) && x.value.toString() === 'y');
-        if (want !== undefined && want !== has)
-          add(e.path, want ? 'opaque mark missing' : 'opaque mark unexpected');
-      }
-      if (e.type !== 'file') return;
-      bytes += e.size;
-      if (e.nlink > 1) {
-        const key = `${e.dev}:${e.ino}`;
-        const first = links.get(key);
-        if (first === undefined) links.set(key, inode.number);
-        else if (first !== inode.number) add(e.path, 'hard links not preserved');
-      }
-      if (!(await sameContents(img, inode, fsPath(sourceRoot, e.path), scratch)))
-        add(e.path, 'content differs');
-    };
-    const root = expected.get('');
-    if (root) {
-      expected.delete('');
-      await check(root, img.root);
+  const scratch = Buffer.alloc(img.superblock.blockSize);
+  const check = async (e: Entry, inode: Inode): Promise<void> => {
+    const st = await img.stat(inode);
+    const d = metaDiff(e, st);
+    if (d) {
+      add(e.path, d);
+      return;
     }
-    // The walk is depth first: what lies below a skipped dir follows it.
-    let skipped: string | null = null;
-    for await (const w of img.walk()) {
-      if (diffs.length >= limit) break;
-      const rel = w.path.toString('latin1');
-      if (skipped !== null && rel.startsWith(skipped)) continue;
-      if (opts.skip?.(rel)) {
-        skipped = `${rel}/`;
-        continue;
-      }
-      const e = expected.get(rel);
-      if (!e) {
-        add(rel, 'unexpected');
-        continue;
-      }
-      expected.delete(rel);
-      await check(e, w.inode);
+    if (e.type !== 'dir') files++;
+    if (e.type === 'dir') {
+      const want = opts.opaque?.get(e.path);
+      const has = st.xattrs.some((x) => x.name.equals(OPAQUE) && x.value.toString() === 'y');
+      if (want !== undefined && want !== has)
+        add(e.path, want ? 'opaque mark missing' : 'opaque mark unexpected');
     }
-  } finally {
-    await img.close();
+    if (e.type !== 'file') return;
+    bytes += e.size;
+    if (e.nlink > 1) {
+      const key = `${e.dev}:${e.ino}`;
+      const first = links.get(key);
+      if (first === undefined) links.set(key, inode.number);
+      else if (first !== inode.number) add(e.path, 'hard links not preserved');
+    }
+    if (!(await sameContents(img, inode, fsPath(sourceRoot, e.path), scratch)))
+      add(e.path, 'content differs');
+  };
+  const root = expected.get('');
+  if (root) {
+    expected.delete('');
+    await check(root, img.root);
+  }
+  // The walk is depth first: what lies below a skipped dir follows it.
+  let skipped: string | null = null;
+  for await (const w of img.walk()) {
+    if (diffs.length >= limit) break;
+    const rel = w.path.toString('latin1');
+    if (skipped !== null && rel.startsWith(skipped)) continue;
+    if (opts.skip?.(rel)) {
+      skipped = `${rel}/`;
+      continue;
+    }
+    const e = expected.get(rel);
+    if (!e) {
+      add(rel, 'unexpected');
+      continue;
+    }
+    expected.delete(rel);
+    await check(e, w.inode);
   }
   for (const p of expected.keys()) add(p, 'missing');
   return { differences: diffs, entries: source.length, files, bytes };

@@ -20,8 +20,9 @@ export interface ChangeSummary {
   filesDelta: number;
   bytesDelta: number;
   /**
-   * For each upper dir that stands on a lower dir: whether it is opaque.
-   * Only there does opacity change what the tree shows.
+   * For each upper dir that stands on a lower dir, and not below an opaque
+   * one: whether it is opaque. Only there does its mark change what the tree
+   * shows.
    */
   opaque: Map<string, boolean>;
 }
@@ -49,6 +50,8 @@ export async function computeChanges(
   const upper = new Map(upperEntries.map((e) => [e.path, e]));
   // Upper dirs with no lower dir below them: nothing under them is in the lower, so nothing is looked up.
   const fresh = new Set<string>();
+  // Opaque upper dirs and every upper dir below one: the lower below them is hidden.
+  const covered = new Set<string>();
   const removeLowerTree = async (rel: string, lower: Entry): Promise<void> => {
     const below = lower.type === 'dir' ? await walk(lowerRoot, { under: rel }) : [lower];
     for (const e of below) {
@@ -87,9 +90,14 @@ export async function computeChanges(
       if (lower.type === 'file') bytesDelta -= lower.size;
     }
     if (e.type === 'dir' && lower?.type === 'dir' && merged) {
-      const o = await isOpaque(e, lowerRoot, upper, merged);
-      if (o !== undefined) opaque.set(e.path, o);
+      // Below an opaque dir the overlay merges nothing, whatever a dir's own mark says.
+      let o: boolean | undefined = true;
+      if (!covered.has(parentOf(e.path))) {
+        o = await isOpaque(e, lowerRoot, upper, merged);
+        if (o !== undefined) opaque.set(e.path, o);
+      }
       if (o === true) {
+        covered.add(e.path);
         for (const rel of await hiddenBelow(e.path, lowerRoot, upper)) {
           const h = await tryDescribe(lowerRoot, rel);
           if (h) await removeLowerTree(rel, h);

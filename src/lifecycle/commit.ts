@@ -17,7 +17,7 @@ import { writeManifestOrUnpublish } from '../store/store.js';
 import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
 import { captureUpper } from './capture.js';
-import { computeChanges } from './changes.js';
+import { computeChanges, type ChangeSummary } from './changes.js';
 import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
@@ -78,12 +78,14 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     });
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
-    const summary =
-      mounted && capture.mergedNlinks
-        ? await computeChanges(capture.entries, await mountedLowerView(layout), {
-            root: tree.dir,
-            nlinks: capture.mergedNlinks,
-          })
+    // What changed is worked out while mksquashfs packs (see packAndPublish), or here after it.
+    const nlinks = capture.mergedNlinks;
+    let changes: Promise<ChangeSummary> | undefined;
+    const summarize = async (): Promise<ChangeSummary | null> =>
+      mounted && nlinks
+        ? (changes ??= mountedLowerView(layout).then((lower) =>
+            computeChanges(capture.entries, lower, { root: tree.dir, nlinks }),
+          ))
         : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
@@ -97,7 +99,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
-      ...(summary ? { opaque: summary.opaque } : {}),
+      opaque: async () => (await summarize())?.opaque,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },
@@ -112,6 +114,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       },
     });
     fault('commit:after-publish');
+    const summary = await summarize();
     reporter.step('published; recording the generation');
     const gen: Generation = {
       generation: number,

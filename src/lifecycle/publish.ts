@@ -10,15 +10,15 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
-import { checkMetadata, imageFacts } from '../image/check.js';
+import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
-import { SquashfsFormatError, SquashfsUnsupportedError } from '../squashfs/index.js';
+import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
@@ -38,8 +38,11 @@ export interface PublishRequest {
    * with the native reader, through a mount only for a compressor it lacks.
    */
   verifyWith?: 'mount' | 'reader';
-  /** For verifyWith reader: dirs that must (true) or must not (false) be opaque. */
-  opaque?: ReadonlyMap<string, boolean>;
+  /**
+   * For verifyWith reader: the dirs that must (true) or must not (false) be
+   * opaque. Called once mksquashfs runs, so working them out overlaps the pack.
+   */
+  opaque?: () => Promise<ReadonlyMap<string, boolean> | undefined>;
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
@@ -97,6 +100,19 @@ export async function verifyAgainst(
   }
 }
 
+/** Layers up to this size are read once into memory: verified and hashed from the same bytes. */
+const IN_MEMORY = 64 << 20;
+
+/** Its sha256, and a reader on it: from memory when it is small, else from the file. */
+async function openForCheck(image: string): Promise<{ img: SquashfsImage; facts: ImageFacts }> {
+  const size = (await fsp.stat(image)).size;
+  if (size > IN_MEMORY)
+    return { img: await SquashfsImage.open(image), facts: await imageFacts(image) };
+  const bytes = await fsp.readFile(image);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { img: await SquashfsImage.fromBuffer(bytes), facts: { bytes: bytes.length, sha256 } };
+}
+
 /** The same proof in process; a mount only for a compressor the reader lacks (lzo). */
 export async function verifyWithReader(
   image: string,
@@ -104,44 +120,60 @@ export async function verifyWithReader(
   mountPoint: string,
   exclude: readonly string[] = [],
   opaque?: ReadonlyMap<string, boolean>,
-): Promise<CompareResult> {
+): Promise<{ compare: CompareResult; facts: ImageFacts }> {
   let result: CompareResult;
+  let facts: ImageFacts;
   try {
     const skip = skipper(exclude);
-    result = await matchImage(image, source, {
-      ...(skip ? { skip } : {}),
-      ...(opaque ? { opaque } : {}),
-    });
+    const opened = await openForCheck(image);
+    facts = opened.facts;
+    try {
+      result = await matchImage(opened.img, source, {
+        ...(skip ? { skip } : {}),
+        ...(opaque ? { opaque } : {}),
+      });
+    } finally {
+      await opened.img.close();
+    }
   } catch (e) {
-    if (e instanceof SquashfsUnsupportedError)
-      return verifyAgainst(image, source, mountPoint, exclude);
+    if (e instanceof SquashfsUnsupportedError) {
+      const compare = await verifyAgainst(image, source, mountPoint, exclude);
+      return { compare, facts: await imageFacts(image) };
+    }
     if (!(e instanceof SquashfsFormatError)) throw e;
     throw new SquashtreeError('E_VERIFY', `the new image cannot be read back: ${e.message}`, {
       path: image,
       hint: 'nothing was published; check the disk of the store and squashfs-tools (squashtree doctor)',
     });
   }
-  return requireMatch(result, image);
+  return { compare: requireMatch(result, image), facts };
 }
 
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
   const tmp = tempImagePath(req.store);
   try {
     req.onPhase?.('pack');
-    await buildImage({
+    // buildImage starts mksquashfs before it returns: the opaque marks are worked out beside it.
+    const packing = buildImage({
       source: req.source,
       output: tmp,
       ...req.settings,
       ...(req.exclude ? { exclude: req.exclude } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
+    const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
+    const [packed, opaque] = await Promise.allSettled([packing, marks]);
+    if (packed.status === 'rejected') throw packed.reason;
+    if (opaque.status === 'rejected') throw opaque.reason;
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
-    const compare =
+    const { compare, facts } =
       req.verifyWith === 'reader'
-        ? await verifyWithReader(tmp, req.source, req.verifyMount, req.exclude, req.opaque)
-        : await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude);
-    const facts = await imageFacts(tmp);
+        ? await verifyWithReader(tmp, req.source, req.verifyMount, req.exclude, opaque.value)
+        : {
+            compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
+            facts: await imageFacts(tmp),
+          };
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
     await publishFile(tmp, finalPath);

@@ -186,6 +186,9 @@ describe('lifecycle', { concurrency: false }, () => {
     await fsp.rm(join(tree, 'replaced'), { recursive: true });
     await fsp.mkdir(join(tree, 'replaced'));
     await fsp.writeFile(join(tree, 'replaced/one'), 'one again\n');
+    // A dir below an opaque one shows nothing of the lower either, with no mark of its own.
+    await fsp.mkdir(join(tree, 'replaced/sub'));
+    await fsp.writeFile(join(tree, 'replaced/sub/other'), 'other\n');
     await fsp.rm(join(tree, 'gone'), { recursive: true });
     await fsp.rm(join(tree, 'file-then-dir'));
     await fsp.mkdir(join(tree, 'file-then-dir'));
