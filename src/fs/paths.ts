@@ -5,9 +5,13 @@
  */
 import { Buffer } from 'node:buffer';
 
-/** Join an absolute root (text) and a binary relative path into a Buffer path for node:fs. */
-export function fsPath(root: string, rel: string): Buffer {
-  if (rel === '') return Buffer.from(root);
+const PLAIN = /^[ -~]*$/;
+
+/** Join an absolute root (text) and a binary relative path into a path for node:fs. */
+export function fsPath(root: string, rel: string): string | Buffer {
+  if (rel === '') return root;
+  // Plain text where the bytes are printable ASCII (nearly always): no Buffer per path to allocate.
+  if (PLAIN.test(rel)) return `${root}/${rel}`;
   return Buffer.concat([Buffer.from(root), Buffer.from('/'), Buffer.from(rel, 'latin1')]);
 }
 
