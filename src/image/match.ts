@@ -15,6 +15,12 @@ import type { Inode, InodeKind, SquashfsImage, Stat } from '../squashfs/index.js
 import type { CompareResult, Difference } from './compare.js';
 
 export interface MatchOptions {
+  /**
+   * What the image must hold, when the caller has it already (a commit has
+   * the upper's entries as they were copied): then only the contents are
+   * read from the source dir, and the copy itself is checked too.
+   */
+  expected?: readonly Entry[];
   /** Leave these source paths (and what is below them) out on both sides. */
   skip?: (rel: string) => boolean;
   /** Stop after this many differences. */
@@ -69,7 +75,7 @@ function metaDiff(e: Entry, st: Stat): string | undefined {
 async function sameContents(
   img: SquashfsImage,
   inode: Inode,
-  path: Buffer,
+  path: string | Buffer,
   scratch: Buffer,
 ): Promise<boolean> {
   const fd = openSync(path, 'r');
@@ -100,7 +106,7 @@ export async function matchImage(
   opts: MatchOptions = {},
 ): Promise<CompareResult> {
   const limit = opts.limit ?? 20;
-  const source = walkSync(sourceRoot, opts.skip ? { skip: opts.skip } : {});
+  const source = opts.expected ?? walkSync(sourceRoot, opts.skip ? { skip: opts.skip } : {});
   const expected = byPath(source);
   const diffs: Difference[] = [];
   const add = (path: string, what: string): void => {

@@ -6,7 +6,9 @@
  * are taken as not opaque.
  */
 import { describe, walk, type Entry } from '../fs/walk.js';
-import { parentOf } from '../fs/paths.js';
+import { promises as fsp } from 'node:fs';
+import { mapLimit } from '../fs/hash.js';
+import { fsPath, parentOf } from '../fs/paths.js';
 import { hiddenBelow, isOpaque, type MergedView } from './opacity.js';
 
 export interface Change {
@@ -37,6 +39,22 @@ async function tryDescribe(root: string, rel: string): Promise<Entry | undefined
 }
 
 export const isWhiteout = (e: Entry): boolean => e.type === 'char' && e.rdev === 0;
+
+/**
+ * Look the upper's paths up in the lower view without waiting for them: its
+ * overlay is mounted only for this and starts cold, and a cold lookup through
+ * many layers costs several times a warm one. Run from the thread pool while
+ * the upper is being copied (a process of its own), computeChanges then finds
+ * the dentries warm. Failures mean nothing here.
+ */
+export async function warmLowerView(
+  upperEntries: readonly Entry[],
+  lowerRoot: string,
+): Promise<void> {
+  await mapLimit(upperEntries, 4, async (e) => {
+    await fsp.lstat(fsPath(lowerRoot, e.path)).catch(() => undefined);
+  });
+}
 
 export async function computeChanges(
   upperEntries: readonly Entry[],

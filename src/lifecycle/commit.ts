@@ -17,7 +17,7 @@ import { writeManifestOrUnpublish } from '../store/store.js';
 import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
 import { captureUpper } from './capture.js';
-import { computeChanges, type ChangeSummary } from './changes.js';
+import { computeChanges, warmLowerView, type ChangeSummary } from './changes.js';
 import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
@@ -71,21 +71,22 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
     const mounted = obs.state === 'mounted';
+    const lowerView = mounted ? await mountedLowerView(layout) : undefined;
+    const warming = lowerView !== undefined ? warmLowerView(entries, lowerView) : undefined;
     const capture = await captureUpper(layout.upperData, stage, {
       exclude: tree.exclude,
       scanned: entries,
       ...(mounted ? { merged: tree.dir } : {}),
     });
+    await warming;
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
     // What changed is worked out while mksquashfs packs (see packAndPublish), or here after it.
     const nlinks = capture.mergedNlinks;
     let changes: Promise<ChangeSummary> | undefined;
     const summarize = async (): Promise<ChangeSummary | null> =>
-      mounted && nlinks
-        ? (changes ??= mountedLowerView(layout).then((lower) =>
-            computeChanges(capture.entries, lower, { root: tree.dir, nlinks }),
-          ))
+      lowerView !== undefined && nlinks
+        ? (changes ??= computeChanges(capture.entries, lowerView, { root: tree.dir, nlinks }))
         : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
@@ -100,6 +101,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
       opaque: async () => (await summarize())?.opaque,
+      expected: capture.entries,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },

@@ -14,6 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
+import type { Entry } from '../fs/walk.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
@@ -43,6 +44,12 @@ export interface PublishRequest {
    * opaque. Called once mksquashfs runs, so working them out overlaps the pack.
    */
   opaque?: () => Promise<ReadonlyMap<string, boolean> | undefined>;
+  /**
+   * For verifyWith reader: the entries the image must hold, when the caller
+   * has them (a commit: the upper as it was copied, so the copy is checked
+   * too); else the source is walked.
+   */
+  expected?: readonly Entry[];
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
@@ -120,6 +127,7 @@ export async function verifyWithReader(
   mountPoint: string,
   exclude: readonly string[] = [],
   opaque?: ReadonlyMap<string, boolean>,
+  expected?: readonly Entry[],
 ): Promise<{ compare: CompareResult; facts: ImageFacts }> {
   let result: CompareResult;
   let facts: ImageFacts;
@@ -131,6 +139,7 @@ export async function verifyWithReader(
       result = await matchImage(opened.img, source, {
         ...(skip ? { skip } : {}),
         ...(opaque ? { opaque } : {}),
+        ...(expected ? { expected } : {}),
       });
     } finally {
       await opened.img.close();
@@ -169,7 +178,14 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
     req.onPhase?.('verify');
     const { compare, facts } =
       req.verifyWith === 'reader'
-        ? await verifyWithReader(tmp, req.source, req.verifyMount, req.exclude, opaque.value)
+        ? await verifyWithReader(
+            tmp,
+            req.source,
+            req.verifyMount,
+            req.exclude,
+            opaque.value,
+            req.expected,
+          )
         : {
             compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
             facts: await imageFacts(tmp),
