@@ -14,6 +14,7 @@ import { needRoot, sandbox } from '../helpers/env.js';
 import { buildTree, setXattr } from '../helpers/tree.js';
 import { matchImage, type MatchOptions } from '../../src/image/match.js';
 import { SquashfsImage } from '../../src/squashfs/index.js';
+import { walkSync } from '../../src/fs/walk.js';
 
 const T = new Date('2026-08-01T00:00:00Z');
 
@@ -117,6 +118,20 @@ describe('matchImage', () => {
       'owned: mode 600 != 640',
       'plain/other: size 10 != 6',
       'small: content differs',
+    ]);
+  });
+
+  it('takes the entries it expects from the caller, and only the contents from the dir', async (t) => {
+    if (!needRoot(t)) return;
+    const { src, image } = await packed(t);
+    const entries = walkSync(src);
+    assert.deepEqual(whats(await match(image, src, { expected: entries })), []);
+    const fewer = entries.filter((e) => e.path !== 'small');
+    const renamed = fewer.map((e) => (e.path === 'owned' ? { ...e, path: 'owned-elsewhere' } : e));
+    assert.deepEqual(whats(await match(image, src, { expected: renamed })), [
+      'owned-elsewhere: missing',
+      'owned: unexpected',
+      'small: unexpected',
     ]);
   });
 
