@@ -5,10 +5,11 @@
  * opacity is read off the mounted tree (see opacity.ts); without one, dirs
  * are taken as not opaque.
  */
-import { describe, walk, type Entry } from '../fs/walk.js';
+import { describe, walkSync, type Entry } from '../fs/walk.js';
 import { promises as fsp } from 'node:fs';
 import { mapLimit } from '../fs/hash.js';
 import { fsPath, parentOf } from '../fs/paths.js';
+import { soleLayer, type LowerStack } from './lower.js';
 import { hiddenBelow, isOpaque, type MergedView } from './opacity.js';
 
 export interface Change {
@@ -58,9 +59,10 @@ export async function warmLowerView(
 
 export async function computeChanges(
   upperEntries: readonly Entry[],
-  lowerRoot: string,
+  stack: LowerStack,
   merged: MergedView | undefined,
 ): Promise<ChangeSummary> {
+  const lowerRoot = stack.view;
   const changes: Change[] = [];
   const opaque = new Map<string, boolean>();
   let filesDelta = 0;
@@ -70,8 +72,13 @@ export async function computeChanges(
   const fresh = new Set<string>();
   // Opaque upper dirs and every upper dir below one: the lower below them is hidden.
   const covered = new Set<string>();
-  const removeLowerTree = async (rel: string, lower: Entry): Promise<void> => {
-    const below = lower.type === 'dir' ? await walk(lowerRoot, { under: rel }) : [lower];
+  // A subtree only one image holds is read from that image (see lower.ts), whiteouts left out.
+  const lowerTree = (rel: string, layer: string | undefined): Entry[] =>
+    layer !== undefined
+      ? walkSync(layer, { under: rel }).filter((e) => !isWhiteout(e))
+      : walkSync(lowerRoot, { under: rel });
+  const removeLowerTree = (rel: string, gone: Entry, layer?: string): void => {
+    const below = gone.type === 'dir' ? lowerTree(rel, layer ?? soleLayer(stack, rel)) : [gone];
     for (const e of below) {
       const shadow = upper.get(e.path);
       if (shadow && !isWhiteout(shadow)) continue;
@@ -85,13 +92,13 @@ export async function computeChanges(
     const lower = fresh.has(parentOf(e.path)) ? undefined : await tryDescribe(lowerRoot, e.path);
     if (e.type === 'dir' && lower?.type !== 'dir') fresh.add(e.path);
     if (isWhiteout(e)) {
-      if (lower) await removeLowerTree(e.path, lower);
+      if (lower) removeLowerTree(e.path, lower);
       continue;
     }
     if (!lower) {
       changes.push({ kind: 'A', path: e.path, type: e.type });
     } else if (lower.type !== e.type) {
-      await removeLowerTree(e.path, lower);
+      removeLowerTree(e.path, lower);
       changes.push({ kind: 'A', path: e.path, type: e.type });
     } else if (e.type !== 'dir') {
       changes.push({ kind: 'M', path: e.path, type: e.type });
@@ -116,9 +123,11 @@ export async function computeChanges(
       }
       if (o === true) {
         covered.add(e.path);
-        for (const rel of await hiddenBelow(e.path, lowerRoot, upper)) {
-          const h = await tryDescribe(lowerRoot, rel);
-          if (h) await removeLowerTree(rel, h);
+        const layer = soleLayer(stack, e.path);
+        const from = layer ?? lowerRoot;
+        for (const rel of await hiddenBelow(e.path, from, upper)) {
+          const h = await tryDescribe(from, rel);
+          if (h && !(layer !== undefined && isWhiteout(h))) removeLowerTree(rel, h, layer);
         }
       }
     }

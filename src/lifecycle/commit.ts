@@ -22,7 +22,8 @@ import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
-import { mountedLowerView, teardownUnder } from './stack.js';
+import { mountedLower } from './lower.js';
+import { teardownUnder } from './stack.js';
 import { mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
 
@@ -71,8 +72,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
     const mounted = obs.state === 'mounted';
-    const lowerView = mounted ? await mountedLowerView(layout) : undefined;
-    const warming = lowerView !== undefined ? warmLowerView(entries, lowerView) : undefined;
+    const lower = mounted ? await mountedLower(layout) : undefined;
+    const warming = lower !== undefined ? warmLowerView(entries, lower.view) : undefined;
     const capture = await captureUpper(layout.upperData, stage, {
       exclude: tree.exclude,
       scanned: entries,
@@ -85,8 +86,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     const nlinks = capture.mergedNlinks;
     let changes: Promise<ChangeSummary> | undefined;
     const summarize = async (): Promise<ChangeSummary | null> =>
-      lowerView !== undefined && nlinks
-        ? (changes ??= computeChanges(capture.entries, lowerView, { root: tree.dir, nlinks }))
+      lower !== undefined && nlinks
+        ? (changes ??= computeChanges(capture.entries, lower, { root: tree.dir, nlinks }))
         : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
