@@ -5,14 +5,24 @@
  */
 import { Buffer } from 'node:buffer';
 
-/** Join an absolute root (text) and a binary relative path into a Buffer path for node:fs. */
-export function fsPath(root: string, rel: string): Buffer {
-  if (rel === '') return Buffer.from(root);
+const PLAIN = /^[ -~]*$/;
+
+/** Join an absolute root (text) and a binary relative path into a path for node:fs. */
+export function fsPath(root: string, rel: string): string | Buffer {
+  if (rel === '') return root;
+  // Plain text where the bytes are printable ASCII (nearly always): no Buffer per path to allocate.
+  if (PLAIN.test(rel)) return `${root}/${rel}`;
   return Buffer.concat([Buffer.from(root), Buffer.from('/'), Buffer.from(rel, 'latin1')]);
 }
 
 export function joinRel(parent: string, name: string): string {
   return parent === '' ? name : `${parent}/${name}`;
+}
+
+/** The binary relative path of the dir holding `rel` ('' for the root's entries). */
+export function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
 }
 
 /** For display: decode as UTF-8 where valid, escape everything else (C-style, like ls -b). */

@@ -17,12 +17,13 @@ import { writeManifestOrUnpublish } from '../store/store.js';
 import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
 import { captureUpper } from './capture.js';
-import { computeChanges } from './changes.js';
+import { computeChanges, warmLowerView, type ChangeSummary } from './changes.js';
 import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
-import { mountedLowerView, teardownUnder } from './stack.js';
+import { mountedLower } from './lower.js';
+import { teardownUnder } from './stack.js';
 import { mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
 
@@ -70,13 +71,24 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const stage = staging.dir;
   try {
     reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
-    const capture = await captureUpper(layout.upperData, stage, tree.exclude);
+    const mounted = obs.state === 'mounted';
+    const lower = mounted ? await mountedLower(layout) : undefined;
+    const warming = lower !== undefined ? warmLowerView(entries, lower.view) : undefined;
+    const capture = await captureUpper(layout.upperData, stage, {
+      exclude: tree.exclude,
+      scanned: entries,
+      ...(mounted ? { merged: tree.dir } : {}),
+    });
+    await warming;
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
-    const mounted = obs.state === 'mounted';
-    const summary = mounted
-      ? await computeChanges(capture.entries, await mountedLowerView(layout), tree.dir)
-      : null;
+    // What changed is worked out while mksquashfs packs (see packAndPublish), or here after it.
+    const nlinks = capture.mergedNlinks;
+    let changes: Promise<ChangeSummary> | undefined;
+    const summarize = async (): Promise<ChangeSummary | null> =>
+      lower !== undefined && nlinks
+        ? (changes ??= computeChanges(capture.entries, lower, { root: tree.dir, nlinks }))
+        : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     reporter.step(`packing layer ${file}`);
@@ -88,6 +100,9 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       settings: packSettings(tree),
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
+      verifyWith: 'reader',
+      opaque: async () => (await summarize())?.opaque,
+      expected: capture.entries,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },
@@ -102,6 +117,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       },
     });
     fault('commit:after-publish');
+    const summary = await summarize();
     reporter.step('published; recording the generation');
     const gen: Generation = {
       generation: number,

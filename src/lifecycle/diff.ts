@@ -4,7 +4,8 @@ import { checkImages } from './integrity.js';
 import { computeChanges, type Change } from './changes.js';
 import { extraMountOptions, type TreeContext } from './context.js';
 import { observe, requireManifest } from './observe.js';
-import { mountStack, mountedLowerView } from './stack.js';
+import { mountedLower } from './lower.js';
+import { mountStack } from './stack.js';
 import { scanUpper } from './upper.js';
 
 export interface DiffResult {
@@ -24,7 +25,7 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
     return { tree: tree.name, changes: [] };
   const entries = await scanUpper(layout.upperData, tree.exclude);
   if (obs.state === 'mounted') {
-    const s = await computeChanges(entries, await mountedLowerView(layout), tree.dir);
+    const s = await computeChanges(entries, await mountedLower(layout), { root: tree.dir });
     return { tree: tree.name, changes: s.changes };
   }
   // An interrupted session: mount its images somewhere private to compare against.
@@ -36,7 +37,7 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
     extraMountOptions(tree),
   );
   try {
-    const s = await computeChanges(entries, stack.view, undefined);
+    const s = await computeChanges(entries, { view: stack.view }, undefined);
     return { tree: tree.name, changes: s.changes };
   } finally {
     await stack.unmount();

@@ -1,18 +1,25 @@
 /**
  * Turning a directory into a published image: pack it into a fresh temp
- * file in the store, check the metadata with unsquashfs, mount the image and
- * compare it with its source (types, modes, owners, sizes, targets, content
- * hashes), record its sha256, fsync it and only then rename it into place.
+ * file in the store, prove it holds its source, record its sha256, fsync it
+ * and only then rename it into place. The proof is either a mount (unsquashfs
+ * checks the metadata, the kernel reads the image, and the trees are compared:
+ * types, modes, owners, sizes, targets, content hashes) or, cheaper for the
+ * small layers a commit makes, the same comparison in process through the
+ * native reader (src/image/match.ts), which also reads every metadata table
+ * and data block on the way.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
+import type { Entry } from '../fs/walk.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
-import { checkMetadata, imageFacts } from '../image/check.js';
+import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
+import { matchImage } from '../image/match.js';
+import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
@@ -27,6 +34,22 @@ export interface PublishRequest {
   exclude?: readonly string[];
   /** Where to mount the new image to compare it with its source. */
   verifyMount: string;
+  /**
+   * mount (the default): compare through a kernel mount; reader: in process
+   * with the native reader, through a mount only for a compressor it lacks.
+   */
+  verifyWith?: 'mount' | 'reader';
+  /**
+   * For verifyWith reader: the dirs that must (true) or must not (false) be
+   * opaque. Called once mksquashfs runs, so working them out overlaps the pack.
+   */
+  opaque?: () => Promise<ReadonlyMap<string, boolean> | undefined>;
+  /**
+   * For verifyWith reader: the entries the image must hold, when the caller
+   * has them (a commit: the upper as it was copied, so the copy is checked
+   * too); else the source is walked.
+   */
+  expected?: readonly Entry[];
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
@@ -41,6 +64,28 @@ export function tempImagePath(store: string): string {
   return join(store, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}.sqfs`);
 }
 
+function skipper(exclude: readonly string[]): ((rel: string) => boolean) | undefined {
+  return exclude.length
+    ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
+    : undefined;
+}
+
+function requireMatch(result: CompareResult, image: string): CompareResult {
+  if (result.differences.length > 0) {
+    const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
+    throw new SquashtreeError(
+      'E_VERIFY',
+      `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`,
+      {
+        stderr: d,
+        path: image,
+        hint: 'nothing was published; if the source was being written to, try again when it is idle',
+      },
+    );
+  }
+  return result;
+}
+
 export async function verifyAgainst(
   image: string,
   source: string,
@@ -51,46 +96,100 @@ export async function verifyAgainst(
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await mountSquashfs(image, mountPoint);
   try {
-    const skip = exclude.length
-      ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
-      : undefined;
+    const skip = skipper(exclude);
     const result = await compareTrees(source, mountPoint, {
       contents: true,
       ...(skip ? { skip } : {}),
     });
-    if (result.differences.length > 0) {
-      const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
-      throw new SquashtreeError(
-        'E_VERIFY',
-        `the new image does not match its source (${result.differences.length} differences, first: ${result.differences[0]?.path ?? ''})`,
-        {
-          stderr: d,
-          path: image,
-          hint: 'nothing was published; if the source was being written to, try again when it is idle',
-        },
-      );
-    }
-    return result;
+    return requireMatch(result, image);
   } finally {
     await unmount(mountPoint);
   }
+}
+
+/** Layers up to this size are read once into memory: verified and hashed from the same bytes. */
+const IN_MEMORY = 64 << 20;
+
+/** Its sha256, and a reader on it: from memory when it is small, else from the file. */
+async function openForCheck(image: string): Promise<{ img: SquashfsImage; facts: ImageFacts }> {
+  const size = (await fsp.stat(image)).size;
+  if (size > IN_MEMORY)
+    return { img: await SquashfsImage.open(image), facts: await imageFacts(image) };
+  const bytes = await fsp.readFile(image);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { img: await SquashfsImage.fromBuffer(bytes), facts: { bytes: bytes.length, sha256 } };
+}
+
+/** The same proof in process; a mount only for a compressor the reader lacks (lzo). */
+export async function verifyWithReader(
+  image: string,
+  source: string,
+  mountPoint: string,
+  exclude: readonly string[] = [],
+  opaque?: ReadonlyMap<string, boolean>,
+  expected?: readonly Entry[],
+): Promise<{ compare: CompareResult; facts: ImageFacts }> {
+  let result: CompareResult;
+  let facts: ImageFacts;
+  try {
+    const skip = skipper(exclude);
+    const opened = await openForCheck(image);
+    facts = opened.facts;
+    try {
+      result = await matchImage(opened.img, source, {
+        ...(skip ? { skip } : {}),
+        ...(opaque ? { opaque } : {}),
+        ...(expected ? { expected } : {}),
+      });
+    } finally {
+      await opened.img.close();
+    }
+  } catch (e) {
+    if (e instanceof SquashfsUnsupportedError) {
+      const compare = await verifyAgainst(image, source, mountPoint, exclude);
+      return { compare, facts: await imageFacts(image) };
+    }
+    if (!(e instanceof SquashfsFormatError)) throw e;
+    throw new SquashtreeError('E_VERIFY', `the new image cannot be read back: ${e.message}`, {
+      path: image,
+      hint: 'nothing was published; check the disk of the store and squashfs-tools (squashtree doctor)',
+    });
+  }
+  return { compare: requireMatch(result, image), facts };
 }
 
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
   const tmp = tempImagePath(req.store);
   try {
     req.onPhase?.('pack');
-    await buildImage({
+    // buildImage starts mksquashfs before it returns: the opaque marks are worked out beside it.
+    const packing = buildImage({
       source: req.source,
       output: tmp,
       ...req.settings,
       ...(req.exclude ? { exclude: req.exclude } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
+    const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
+    const [packed, opaque] = await Promise.allSettled([packing, marks]);
+    if (packed.status === 'rejected') throw packed.reason;
+    if (opaque.status === 'rejected') throw opaque.reason;
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
-    const compare = await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude);
-    const facts = await imageFacts(tmp);
+    const { compare, facts } =
+      req.verifyWith === 'reader'
+        ? await verifyWithReader(
+            tmp,
+            req.source,
+            req.verifyMount,
+            req.exclude,
+            opaque.value,
+            req.expected,
+          )
+        : {
+            compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
+            facts: await imageFacts(tmp),
+          };
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
     await publishFile(tmp, finalPath);

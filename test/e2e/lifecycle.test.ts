@@ -12,6 +12,7 @@ import { needRoot, sandbox, mountsBelow } from '../helpers/env.js';
 import { sq, sqOk } from '../helpers/cli.js';
 import { buildTree, assertSameTree, setXattr, type Spec } from '../helpers/tree.js';
 import { Twin } from '../helpers/twin.js';
+import { walkSync } from '../../src/fs/walk.js';
 
 const NON_UTF8 = 'caf\xe9-\xff\xfe';
 
@@ -145,6 +146,82 @@ describe('lifecycle', { concurrency: false }, () => {
     await assertSameTree(snapshotBeforeCompact, tree, 'after rollback');
     await ok('stop', 'repo');
     assert.deepEqual(mountsBelow(sb.dir), []);
+  });
+
+  it('each commit records exactly how many files and bytes the tree holds', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const tree = join(sb.dir, 'tree');
+    await buildTree(tree, {
+      keep: { dir: { a: 'a\n', b: 'bb\n' } },
+      replaced: { dir: { one: '1\n', two: '22\n', sub: { dir: { deep: 'deep\n' } } } },
+      gone: { dir: { x: 'xxx\n', y: { dir: { z: 'zzzz\n' } } } },
+      'file-then-dir': 'f\n',
+      'dir-then-file': { dir: { inner: 'inner\n' } },
+      link: { symlink: 'keep/a' },
+      emptied: { dir: { e1: 'e1\n', e2: 'e2\n' } },
+    });
+    const ok = sqOk(sb);
+    const holds = async (what: string): Promise<void> => {
+      const st = JSON.parse((await ok('status', 't', '--json')).stdout) as {
+        trees: { files: number | null; bytes: number | null }[];
+      };
+      const all = walkSync(tree).filter((e) => e.type !== 'dir');
+      const bytes = all.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+      assert.deepEqual(
+        { files: st.trees[0]?.files, bytes: st.trees[0]?.bytes },
+        { files: all.length, bytes },
+        what,
+      );
+    };
+    await ok('init', 't', '--dir', tree, '--store', sb.store('t'), '--compression', 'gzip');
+    await ok('start', 't');
+    await holds('after init');
+    // A first layer, so the commits below stand on a stack of two images.
+    await fsp.writeFile(join(tree, 'keep/c'), 'ccc\n');
+    await ok('stop', 't');
+    await ok('start', 't');
+    await holds('after the first layer');
+
+    await fsp.rm(join(tree, 'replaced'), { recursive: true });
+    await fsp.mkdir(join(tree, 'replaced'));
+    await fsp.writeFile(join(tree, 'replaced/one'), 'one again\n');
+    // A dir below an opaque one shows nothing of the lower either, with no mark of its own.
+    await fsp.mkdir(join(tree, 'replaced/sub'));
+    await fsp.writeFile(join(tree, 'replaced/sub/other'), 'other\n');
+    await fsp.rm(join(tree, 'gone'), { recursive: true });
+    await fsp.rm(join(tree, 'file-then-dir'));
+    await fsp.mkdir(join(tree, 'file-then-dir'));
+    await fsp.writeFile(join(tree, 'file-then-dir/now'), 'now a dir\n');
+    await fsp.rm(join(tree, 'dir-then-file'), { recursive: true });
+    await fsp.writeFile(join(tree, 'dir-then-file'), 'now a file\n');
+    await fsp.rm(join(tree, 'link'));
+    await fsp.writeFile(join(tree, 'link'), 'a file where a link was\n');
+    await fsp.mkdir(join(tree, 'new/deeper'), { recursive: true });
+    await fsp.writeFile(join(tree, 'new/deeper/n'), 'new\n');
+    await fsp.appendFile(join(tree, 'keep/a'), 'longer\n');
+    await fsp.rm(join(tree, 'keep/b'));
+    await fsp.rm(join(tree, 'emptied/e1'));
+    await fsp.rm(join(tree, 'emptied/e2'));
+    const diff = await ok('diff', 't');
+    assert.match(diff.stdout, /^D replaced\/two$/m, 'an opaque dir hides what it does not hold');
+    assert.match(diff.stdout, /^D replaced\/sub\/deep$/m);
+    assert.match(diff.stdout, /^D gone\/y\/z$/m);
+    assert.doesNotMatch(diff.stdout, /^D keep\/a$/m);
+    await ok('commit', 't');
+    await holds('after a commit with whiteouts, opaque dirs and type changes');
+
+    // A second commit in the session replaces the layer: the upper holds both rounds.
+    await fsp.rm(join(tree, 'keep'), { recursive: true });
+    await fsp.mkdir(join(tree, 'keep'));
+    await fsp.rm(join(tree, 'new'), { recursive: true });
+    await fsp.writeFile(join(tree, 'replaced/two'), 'back\n');
+    await ok('commit', 't');
+    await holds('after a second commit in the session');
+    await ok('stop', 't');
+    await ok('start', 't');
+    await holds('after stop and start');
+    await ok('stop', 't');
   });
 
   it('start on a mounted tree changes nothing; stop on a stopped tree is fine', async (t) => {

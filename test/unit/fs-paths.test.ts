@@ -62,27 +62,35 @@ describe('displayPath', () => {
 });
 
 describe('fsPath', () => {
+  /** The bytes node:fs passes to the kernel (it encodes strings as UTF-8). */
+  const bytesOf = (p: string | Buffer): Buffer => (typeof p === 'string' ? Buffer.from(p) : p);
+
   it('gives the root itself for the empty relative path', () => {
-    assert.deepEqual(fsPath('/srv/tree', ''), Buffer.from('/srv/tree'));
+    assert.deepEqual(bytesOf(fsPath('/srv/tree', '')), Buffer.from('/srv/tree'));
   });
 
   it('joins the root and the relative path with one slash', () => {
-    assert.equal(fsPath('/srv/tree', 'a/b').toString(), '/srv/tree/a/b');
+    assert.equal(bytesOf(fsPath('/srv/tree', 'a/b')).toString(), '/srv/tree/a/b');
   });
 
   it('keeps the relative path’s bytes exactly', () => {
-    const p = fsPath('/srv', 'caf\xe9\xff');
+    const p = bytesOf(fsPath('/srv', 'caf\xe9\xff'));
     assert.deepEqual([...p.subarray(-6)], [0x2f, 0x63, 0x61, 0x66, 0xe9, 0xff]);
     assert.equal(p.length, '/srv/'.length + 5);
   });
 
   it('encodes the root as UTF-8 text and a UTF-8 relative path byte for byte', () => {
-    const p = fsPath('/srv/é', bin('ü'));
+    const p = bytesOf(fsPath('/srv/é', bin('ü')));
     assert.equal(p.toString('utf8'), '/srv/é/ü');
   });
 
   it('keeps newlines and backslashes in names', () => {
-    assert.equal(fsPath('/r', 'new\nline\\x').toString('latin1'), '/r/new\nline\\x');
+    assert.equal(bytesOf(fsPath('/r', 'new\nline\\x')).toString('latin1'), '/r/new\nline\\x');
+  });
+
+  it('gives plain text for ASCII paths and bytes for the rest', () => {
+    assert.equal(typeof fsPath('/r', 'a/b c'), 'string');
+    assert.ok(Buffer.isBuffer(fsPath('/r', 'caf\xe9')));
   });
 });
 
