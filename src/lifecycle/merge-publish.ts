@@ -49,8 +49,8 @@ const PHASES = {
 /**
  * The writer copies fragment blocks whole, so bytes of files replaced since
  * the last recompression stay in them (about 0.7% of the image per day of
- * Gentoo syncs). Past this share, compaction recompresses with mksquashfs
- * once, which reclaims all of it.
+ * Gentoo syncs). Past this share (and 4 MiB), compaction recompresses with
+ * mksquashfs once, which reclaims all of it.
  */
 export const MAX_WASTE = 0.1;
 

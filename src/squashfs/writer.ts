@@ -37,8 +37,9 @@ export interface MergeImagesOptions {
   verify?: boolean;
   /**
    * Refuse (SquashfsWriteError 'wasteful') when more than this share of the
-   * bytes to copy belongs to replaced or deleted files: fragment blocks are
-   * copied whole, so such bytes would stay until a recompression.
+   * bytes to copy (and over 4 MiB) belongs to replaced or deleted files:
+   * fragment blocks are copied whole, so such bytes would stay until a
+   * recompression.
    */
   maxWaste?: number;
 }
@@ -66,6 +67,8 @@ export interface MergeImagesResult {
 
 const ABSENT32 = 0xffffffff;
 const COPY_CHUNK = 1 << 20;
+/** maxWaste applies above this many wasted bytes: a small tree's few dead tails do not matter. */
+const WASTE_FLOOR = 4 << 20;
 /** A fragment block less than this share alive has its live tails repacked (where an encoder exists). */
 const REPACK_BELOW = 0.5;
 
@@ -205,7 +208,7 @@ class MergeWriter {
     this.packData = dataCompressor(sb.compression, compOpts?.fields ?? {});
     const { wasted, total } = this.waste();
     const limit = this.opts.maxWaste;
-    if (limit !== undefined && total > 0 && wasted / total > limit) {
+    if (limit !== undefined && total > 0 && wasted / total > limit && wasted > WASTE_FLOOR) {
       throw new SquashfsWriteError(
         'wasteful',
         `${((100 * wasted) / total).toFixed(1)}% of the blocks to copy hold replaced or deleted files (limit ${(100 * limit).toFixed(1)}%); recompressing reclaims that space`,
