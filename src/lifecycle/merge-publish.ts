@@ -32,8 +32,8 @@ export interface MergeRequest {
   /** The images' (and so the new base's) compressor and block size. */
   compression: Compressor;
   blockSize: number;
-  /** Where the kernel mounts the new image once to check it. */
-  verifyMount: string;
+  /** Where the kernel mounts the new image once to check it (null: not at all, as without root). */
+  verifyMount: string | null;
   onProgress?: (fraction: number) => void;
   onStep?: (what: string) => void;
 }
@@ -118,8 +118,10 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
       throw asPublishError(e, req);
     }
     fault('compact:after-pack');
-    req.onStep?.('mounting the new image once');
-    await kernelMountCheck(tmp, req.verifyMount);
+    if (req.verifyMount !== null) {
+      req.onStep?.('mounting the new image once');
+      await kernelMountCheck(tmp, req.verifyMount);
+    }
     const facts = await imageFacts(tmp);
     await publishFile(tmp, join(req.store, req.file));
     return {
