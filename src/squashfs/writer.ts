@@ -550,8 +550,8 @@ class MergeWriter {
     let i = this.ids.get(value);
     if (i === undefined) {
       i = this.ids.size;
-      if (i >= 65536)
-        throw new SquashfsWriteError('too-large', 'more than 65,536 distinct uids and gids');
+      if (i >= 65535)
+        throw new SquashfsWriteError('too-large', 'more than 65,535 distinct uids and gids');
       this.ids.set(value, i);
     }
     return i;
