@@ -403,7 +403,7 @@ export function markdownReport(r: BenchResult): string {
         ['stacks read', s.readDepths.map((d) => `base + ${d}`).join(', ')],
         [
           'deepest default stack',
-          `base + ${s.defaultDepth} layers (compact-after = ${s.compactAfter}, plus the session's layer)`,
+          `base + ${s.defaultDepth} layers (compact-after = ${s.compactAfter}: at most that many images at start, plus the session's layer)`,
         ],
         ['peak RSS', s.rssSource],
       ],

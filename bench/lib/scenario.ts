@@ -30,10 +30,11 @@ import { secs } from './format.js';
 /** Space is measured on base + 8 layers (the figure). */
 export const STACK_TARGET = 8;
 /**
- * The deepest stack the default policy allows while mounted: compact-after
- * layers at start plus the session's own layer.
+ * The deepest stack the default policy allows while mounted: a stop that
+ * leaves more than compact-after images compacts, so a tree starts on at
+ * most compact-after images and its session adds one layer.
  */
-export const DEFAULT_DEPTH = BUILTIN_DEFAULTS.compactAfter + 1;
+export const DEFAULT_DEPTH = BUILTIN_DEFAULTS.compactAfter;
 export const READ_DEPTHS = [...new Set([1, 2, DEFAULT_DEPTH, 4, 8, 16])].sort((a, b) => a - b);
 export const MAX_LAYERS = 16;
 const TREE = 'bench';

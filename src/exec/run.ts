@@ -184,6 +184,16 @@ function lastLine(s: string): string {
   return (lines[lines.length - 1] ?? '').trim();
 }
 
+const interruption = new AbortController();
+
+/**
+ * Aborted on SIGINT/SIGTERM, for long work done in process (the SquashFS
+ * writer) rather than by a child; its reason is an E_INTERRUPTED error.
+ */
+export function interruptSignal(): AbortSignal {
+  return interruption.signal;
+}
+
 /** Stop the interruptible children (mksquashfs, cp) on SIGINT/SIGTERM; cleanup then runs as usual. */
 export function killRunningChildren(
   signal: NodeJS.Signals = 'SIGTERM',
@@ -191,6 +201,9 @@ export function killRunningChildren(
 ): void {
   interruptedBy = received;
   for (const c of running) c.kill(signal);
+  if (!interruption.signal.aborted) {
+    interruption.abort(new SquashtreeError('E_INTERRUPTED', `interrupted by ${received}`));
+  }
 }
 
 export function isInterrupted(e: unknown): boolean {

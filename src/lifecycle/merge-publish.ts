@@ -21,6 +21,7 @@ import {
   type MergeImagesResult,
 } from '../squashfs/index.js';
 import type { ImageRecord } from '../store/manifest.js';
+import { interruptSignal } from '../exec/run.js';
 import { fault } from './faults.js';
 import { tempImagePath } from './publish.js';
 
@@ -106,6 +107,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
       merge = await writeMergedImage(req.inputs, tmp, {
         verify: true,
         maxWaste: MAX_WASTE,
+        signal: interruptSignal(),
         onPhase: (p) => req.onStep?.(PHASES[p]),
         ...(req.onProgress
           ? {

@@ -42,11 +42,12 @@ export async function verifyMergedTables(
   inputs: readonly ImageTables[],
   output: string,
   keepXattr: (name: Buffer) => boolean,
+  signal?: AbortSignal,
 ): Promise<VerifyMergeResult> {
   const out = await SquashfsImage.open(output);
   try {
     const outTables = await ImageTables.load(out);
-    return await new MergeVerifier(new OverlayMerge(inputs), outTables, keepXattr).run();
+    return await new MergeVerifier(new OverlayMerge(inputs), outTables, keepXattr, signal).run();
   } finally {
     await out.close();
   }
@@ -67,6 +68,7 @@ class MergeVerifier {
     private readonly merge: OverlayMerge,
     private readonly out: ImageTables,
     private readonly keepXattr: (name: Buffer) => boolean,
+    private readonly signal?: AbortSignal,
   ) {}
 
   async run(): Promise<VerifyMergeResult> {
@@ -86,6 +88,7 @@ class MergeVerifier {
   }
 
   private async dir(path: string, dirs: LayerDir[], outDir: Inode): Promise<void> {
+    this.signal?.throwIfAborted();
     if (outDir.kind !== 'dir') this.fail(path, 'type');
     const want = await this.merge.children(dirs);
     const got = this.out.entries(outDir);

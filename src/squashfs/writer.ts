@@ -35,6 +35,8 @@ export interface MergeImagesOptions {
   mtime?: number;
   /** Check the result against the inputs (see verifyMergedImage) before returning. */
   verify?: boolean;
+  /** Stops the work (its reason is thrown) at the next directory or block copied. */
+  signal?: AbortSignal;
   /**
    * Refuse (SquashfsWriteError 'wasteful') when more than this share of the
    * bytes to copy (and over 4 MiB) belongs to replaced or deleted files:
@@ -91,7 +93,7 @@ export async function writeMergedImage(
       if (opts.verify) {
         opts.onPhase?.('verify');
         const keep = opts.keepXattr ?? dropOverlayXattrs;
-        result.verified = await verifyMergedTables(tables, output, keep);
+        result.verified = await verifyMergedTables(tables, output, keep, opts.signal);
       }
     } catch (e) {
       // Only a file this call created (it opens with O_EXCL) is removed.
@@ -446,6 +448,7 @@ class MergeWriter {
     };
     const seen = new Set<string>();
     const visit = async (dirs: LayerDir[]): Promise<void> => {
+      this.opts.signal?.throwIfAborted();
       for (const d of dirs) {
         const key = `${d.layer}:${d.dir.ref}`;
         if (seen.has(key)) {
@@ -522,6 +525,7 @@ class MergeWriter {
         map.add(s, pos, n);
         for (let off = 0; off < n; off += COPY_CHUNK) {
           const len = Math.min(COPY_CHUNK, n - off);
+          this.opts.signal?.throwIfAborted();
           const buf = await t.image.readRaw(s + off, len, 'data block', this.copyBuffer);
           await out.write(buf, 0, len, pos + off);
           done += len;
@@ -627,6 +631,7 @@ class MergeWriter {
 
   /** Pass 2, post-order: a directory's children, then its listing, then its inode. */
   private async emitDir(dirs: LayerDir[], number: number, parent: number): Promise<Written> {
+    this.opts.signal?.throwIfAborted();
     const top = dirs[0];
     if (!top) throw new SquashfsWriteError('verify', 'internal error: a directory without layers');
     const listing: ListingEntry[] = [];

@@ -451,7 +451,10 @@ describe('faults from outside', { concurrency: false }, () => {
         `${what}: exit ${r.status}${r.status ? ` ${errorLine(r)}` : ''}${reached ? '' : ' (phase not reached)'}; left behind: ${left.length ? left.join(', ') : 'nothing'}`,
       );
       assertNoStack(r, what);
-      if (r.status !== 0) assert.match(r.stderr, /^error E_[A-Z_]+:/m, what);
+      // Killed by the signal itself (128) only once the command had finished, printed its
+      // result and given up its handlers: a compaction by the writer can be that quick.
+      const finished = r.status === 128 && r.stdout.trim() !== '';
+      if (r.status !== 0 && !finished) assert.match(r.stderr, /^error E_[A-Z_]+:/m, what);
       const after = await treeStatus(f);
       assert.ok(
         after.generation === before.generation || after.generation === before.generation + 1,

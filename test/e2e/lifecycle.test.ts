@@ -57,6 +57,8 @@ describe('lifecycle', { concurrency: false }, () => {
     execFileSync('cp', ['-a', tree, model]);
     const ok = sqOk(sb);
     const run = sq(sb);
+    // The explicit compact below is the one under test: no automatic one at stop.
+    await fsp.writeFile(sb.config, '[defaults]\ncompact-after = 50\n');
     await ok('init', 'repo', '--dir', tree, '--store', sb.store('repo'), '--compression', 'gzip');
     await ok('start', 'repo');
     assert.match(
