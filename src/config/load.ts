@@ -334,6 +334,7 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
     pullFrom: t['pull-from'],
     verifyKey: t['verify-key'],
     plainHttp: t['plain-http'] ?? false,
+    engine: t.engine ?? 'auto',
   };
 }
 

@@ -22,6 +22,8 @@ import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
+import { needsMountError, readonlyError } from './engine.js';
+import { layerForm } from './whiteouts.js';
 import { mountedLowerView, teardownUnder } from './stack.js';
 import { mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
@@ -45,6 +47,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
   const session = obs.session;
+  if (session?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
+  if (session?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
   const nothing = (reason: string): CommitResult => ({
     tree: tree.name,
     committed: false,
@@ -74,8 +78,12 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
     const mounted = obs.state === 'mounted';
+    // One layer form for every engine (whiteouts.ts); the copy is what gets packed and verified.
+    const layerEntries = mounted
+      ? await layerForm(stage, await mountedLowerView(layout), tree.dir, tree.exclude)
+      : capture.entries;
     const summary = mounted
-      ? await computeChanges(capture.entries, await mountedLowerView(layout), tree.dir)
+      ? await computeChanges(layerEntries, await mountedLowerView(layout), tree.dir)
       : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');

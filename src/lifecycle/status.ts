@@ -42,6 +42,8 @@ export interface TreeStatus {
     current: boolean;
   }[];
   compression: string;
+  /** The engine in use (or that start would use), why, and why not the others. */
+  engine: { name: string; setting: string; reason: string; rejected: Record<string, string> };
 }
 
 async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage | null> {
@@ -114,5 +116,11 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
       current: g.generation === m?.current,
     })),
     compression: tree.compression,
+    engine: {
+      name: ctx.engine?.engine ?? 'kernel',
+      setting: tree.engine,
+      reason: ctx.engine?.reason ?? 'default',
+      rejected: { ...(ctx.engine?.rejected ?? {}) },
+    },
   };
 }
