@@ -311,7 +311,11 @@ async function engineChecks(): Promise<Check[]> {
   return out;
 }
 
-export async function runDoctor(configPath: string, stateDir: string): Promise<DoctorReport> {
+export async function runDoctor(
+  configPath: string,
+  stateDir: string,
+  storeRoot?: string,
+): Promise<DoctorReport> {
   const checks: Check[] = [];
   checks.push(
     isRoot()
@@ -345,11 +349,12 @@ export async function runDoctor(configPath: string, stateDir: string): Promise<D
     await tool('mksquashfs', ['-version'], 'squashfs-tools'),
     await tool('unsquashfs', ['-version'], 'squashfs-tools'),
     await tool('flock', ['--version'], 'util-linux'),
-    await tool('losetup', ['--version'], 'util-linux'),
   );
+  // Only the kernel engine attaches loop devices, and only root runs it.
+  if (isRoot()) checks.push(await tool('losetup', ['--version'], 'util-linux'));
   let trees: TreeConfig[] = [];
   try {
-    const cfg = await loadConfig(configPath);
+    const cfg = await loadConfig(configPath, storeRoot);
     trees = cfg.trees;
     checks.push(
       ok(

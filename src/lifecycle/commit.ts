@@ -25,7 +25,7 @@ import { writeSession } from './session.js';
 import { needsMountError, readonlyError } from './engine.js';
 import { layerForm } from './whiteouts.js';
 import { mountedLowerView, teardownUnder } from './stack.js';
-import { mountTmpfs, unmount } from '../mount/mount.js';
+import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
 
 export interface CommitResult {
@@ -170,7 +170,8 @@ async function openStaging(ctx: TreeContext, upperBytes: number): Promise<Stagin
   const { layout, tree } = ctx;
   await teardownUnder(layout.stage, tree.store);
   const avail = await memAvailable();
-  if (upperBytes < avail / 4) {
+  // A user cannot mount a tmpfs: the copy then goes into the store.
+  if (upperBytes < avail / 4 && canMountTmpfs()) {
     await fsp.mkdir(layout.stage, { recursive: true, mode: 0o700 });
     const size = Math.min(Math.floor(avail / 2), Math.max(64 << 20, 2 * upperBytes + (64 << 20)));
     await mountTmpfs(layout.stage, String(size));

@@ -39,11 +39,15 @@ export async function resolveEngine(ctx: TreeContext): Promise<EngineChoice> {
       (await hasEntries(layout.upperData));
     if (live) {
       const engine = sessionEngine(session);
+      // Why the others were not used: what the configured choice would have passed over.
+      const rejected = Object.fromEntries(
+        Object.entries((await chooseEngine(tree.engine)).rejected).filter(([e]) => e !== engine),
+      );
       return {
         engine,
         mounter: await mounterFor(engine),
         reason: 'the engine the tree was mounted with',
-        rejected: {},
+        rejected,
       };
     }
   }

@@ -156,7 +156,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
     });
   }
   const table: TreeTable = { dir, ...req.settings };
-  const edited = withTree(config.path, config.text, name, table);
+  const edited = withTree(config.path, config.text, name, table, config.storeRoot);
   const trees = edited.trees;
   const tree = trees.find((t) => t.name === name);
   if (!tree) throw new SquashtreeError('E_INTERNAL', 'new tree did not resolve');

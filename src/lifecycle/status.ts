@@ -4,6 +4,7 @@ import { currentGeneration } from '../store/manifest.js';
 import { storeBytes } from '../store/store.js';
 import type { TreeContext } from './context.js';
 import { observe, type TreeState } from './observe.js';
+import { canMountTmpfs } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
 
 export interface UpperUsage {
@@ -56,7 +57,8 @@ async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage
     const limitInodes = s.files;
     const usedInodes = s.files - s.ffree;
     return {
-      kind: layout.upperIsTmpfs ? 'tmpfs' : 'dir',
+      // Without root the "tmpfs" upper is a plain dir in the runtime dir.
+      kind: layout.upperIsTmpfs && canMountTmpfs() ? 'tmpfs' : 'dir',
       path: layout.upperData,
       usedBytes,
       limitBytes,

@@ -32,6 +32,13 @@ export interface Mounter {
 
 export const isRoot = (): boolean => process.geteuid?.() === 0;
 
+let userMode = false;
+
+/** User mode (--user): trees are mounted with FUSE even by root, as the user would. */
+export function preferUserEngines(): void {
+  userMode = true;
+}
+
 const store = new AsyncLocalStorage<Mounter>();
 
 export function withMounter<T>(m: Mounter, fn: () => Promise<T>): Promise<T> {
@@ -91,6 +98,7 @@ async function kernelHas(fs: string): Promise<boolean> {
 /** Why the kernel's mounter cannot be used here, or undefined when it can. */
 export async function kernelUnusable(): Promise<string | undefined> {
   if (!isRoot()) return 'needs root (loop devices and kernel mounts)';
+  if (userMode) return 'user mode (--user) mounts with FUSE';
   const missing: string[] = [];
   for (const fs of ['squashfs', 'overlay']) {
     // A module not loaded yet counts as present if modprobe can load it; mount loads it itself.
