@@ -50,6 +50,8 @@ export type ErrorCode =
   | 'E_OCI_DOWNGRADE'
   | 'E_OCI_SIGNATURE'
   | 'E_KEY'
+  | 'E_ENGINE'
+  | 'E_READONLY'
   | 'E_INTERNAL';
 
 export interface ErrorDetails {

@@ -12,7 +12,15 @@ export {
   DEFAULT_STORE_ROOT,
   type Config,
 } from './config/load.js';
-export type { TreeConfig, Compressor, OnStop, UpperConfig } from './config/schema.js';
+export type {
+  TreeConfig,
+  Compressor,
+  OnStop,
+  UpperConfig,
+  EngineName,
+  EngineSetting,
+} from './config/schema.js';
+export { userPaths, type UserPaths } from './config/user-paths.js';
 export { SquashtreeError, isSquashtreeError, type ErrorCode } from './errors.js';
 export { initTree, type InitRequest, type InitResult } from './lifecycle/init.js';
 export { silentReporter, type Reporter } from './lifecycle/context.js';

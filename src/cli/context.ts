@@ -5,6 +5,7 @@ import { makeReporter } from './reporter.js';
 import { SquashtreeError } from '../errors.js';
 import type { CommandSpec } from './spec.js';
 import { isAbsolute, resolve } from 'node:path';
+import { userPaths } from '../config/user-paths.js';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
 
@@ -14,11 +15,16 @@ export interface GlobalOptions {
   json?: boolean;
   quiet?: boolean;
   wait?: string;
+  user?: boolean;
 }
 
 export interface CliContext {
   configPath: string;
   stateDir: string;
+  /** --user, or not root: XDG paths and the fuse engine. */
+  userMode: boolean;
+  /** Default parent of the trees' stores (user mode: under $XDG_DATA_HOME). */
+  storeRoot: string | undefined;
   json: boolean;
   quiet: boolean;
   waitSeconds: number;
@@ -28,16 +34,31 @@ export interface CliContext {
   commands?: readonly CommandSpec[];
 }
 
-export function resolveGlobals(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CliContext {
-  const configPath = resolve(g.config ?? env.SQUASHTREE_CONFIG ?? DEFAULT_CONFIG_PATH);
-  const stateRaw = g.stateDir ?? env.SQUASHTREE_STATE_DIR ?? DEFAULT_STATE_DIR;
-  if (!isAbsolute(stateRaw) && g.stateDir === undefined) {
+export function resolveGlobals(
+  g: GlobalOptions,
+  env: NodeJS.ProcessEnv = process.env,
+  root: boolean = process.geteuid?.() === 0,
+): CliContext {
+  const userMode = Boolean(g.user) || !root;
+  // User paths are worked out only when a default is needed (no --config, no --state-dir).
+  const user = (() => {
+    let cached: ReturnType<typeof userPaths> | undefined;
+    return () => (cached ??= userPaths(env));
+  })();
+  const configPath = resolve(
+    g.config ?? env.SQUASHTREE_CONFIG ?? (userMode ? userConfigPath(env) : DEFAULT_CONFIG_PATH),
+  );
+  const stateRaw =
+    g.stateDir ?? env.SQUASHTREE_STATE_DIR ?? (userMode ? undefined : DEFAULT_STATE_DIR);
+  if (stateRaw !== undefined && !isAbsolute(stateRaw) && g.stateDir === undefined) {
     throw new SquashtreeError(
       'E_USAGE',
       `SQUASHTREE_STATE_DIR must be an absolute path, not ${stateRaw}`,
     );
   }
-  const stateDir = resolve(stateRaw);
+  const fixedState = stateRaw === undefined ? undefined : resolve(stateRaw);
+  const stateDirOf = (): string => fixedState ?? user().stateDir;
+  const storeRoot = userMode ? userStoreRoot(env) : undefined;
   const wait = g.wait === undefined ? 300 : Number(g.wait);
   if (!Number.isFinite(wait) || wait < 0) {
     throw new SquashtreeError('E_USAGE', `--wait takes a number of seconds, not ${g.wait ?? ''}`);
@@ -47,20 +68,41 @@ export function resolveGlobals(g: GlobalOptions, env: NodeJS.ProcessEnv = proces
   let cached: Config | undefined;
   const ctx: CliContext = {
     configPath,
-    stateDir,
+    get stateDir() {
+      return stateDirOf();
+    },
+    userMode,
+    storeRoot,
     json,
     quiet,
     waitSeconds: wait,
     async loadConfig() {
-      cached ??= await loadConfig(configPath);
+      cached ??= await loadConfig(configPath, storeRoot);
       return cached;
     },
     async trees(names) {
       const config = await ctx.loadConfig();
       return selectTrees(config, names).map(
-        (t) => new Tree(t, stateDir, makeReporter({ quiet, tree: t.name }), wait),
+        (t) => new Tree(t, stateDirOf(), makeReporter({ quiet, tree: t.name }), wait),
       );
     },
   };
   return ctx;
+}
+
+function userConfigPath(env: NodeJS.ProcessEnv): string {
+  // The config path does not need $XDG_RUNTIME_DIR: compute it without failing on its absence.
+  try {
+    return userPaths(env).config;
+  } catch {
+    return userPaths({ ...env, XDG_RUNTIME_DIR: '/' }).config;
+  }
+}
+
+function userStoreRoot(env: NodeJS.ProcessEnv): string {
+  try {
+    return userPaths(env).storeRoot;
+  } catch {
+    return userPaths({ ...env, XDG_RUNTIME_DIR: '/' }).storeRoot;
+  }
 }

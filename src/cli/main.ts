@@ -14,6 +14,7 @@ import { GLOBAL_OPTIONS, type CommandOutput, type CommandSpec } from './spec.js'
 import { COMMANDS } from './commands/index.js';
 
 import { VERSION } from './version.js';
+import { preferUserEngines } from '../mount/engine.js';
 
 export { VERSION };
 
@@ -122,9 +123,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const ctx = { ...resolveGlobals(globals), commands: COMMANDS };
+    const ctx = Object.assign(resolveGlobals(globals), { commands: COMMANDS });
+    if (ctx.userMode) preferUserEngines();
     const needsRoot = typeof spec.root === 'function' ? spec.root(opts) : spec.root === true;
-    if (needsRoot && process.geteuid?.() !== 0) {
+    if (needsRoot && process.geteuid?.() !== 0 && !ctx.userMode) {
       throw new SquashtreeError(
         'E_NOT_ROOT',
         `${spec.name} needs root: it mounts filesystems and attaches loop devices`,

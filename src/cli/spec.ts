@@ -43,6 +43,11 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
     flags: '-s, --state-dir <dir>',
     description: 'runtime state dir (default $SQUASHTREE_STATE_DIR or /run/squashtree)',
   },
+  {
+    flags: '--user',
+    description:
+      'user mode (the default without root): config, state and images under the XDG dirs, fuse engine',
+  },
   { flags: '--json', description: 'print data as JSON on stdout' },
   { flags: '-q, --quiet', description: 'print no progress' },
   {

@@ -24,6 +24,7 @@ export function withTree(
   currentText: string,
   name: string,
   table: TreeTable,
+  storeRoot?: string,
 ): EditedConfig {
   const header =
     currentText.length === 0 ? '# squashtree configuration (see the README for every key)\n\n' : '';
@@ -34,7 +35,7 @@ export function withTree(
         ? '\n'
         : '\n\n';
   const text = `${header}${currentText}${sep}${stringify({ tree: { [name]: table } })}\n`;
-  return { text, trees: parseConfig(text, path) };
+  return { text, trees: parseConfig(text, path, storeRoot) };
 }
 
 export async function writeConfig(path: string, text: string): Promise<void> {

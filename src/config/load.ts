@@ -33,6 +33,8 @@ export const DEFAULT_STORE_ROOT = '/var/lib/squashtree';
 
 export interface Config {
   path: string;
+  /** Where a tree's store is when the config does not say (user mode: under $XDG_DATA_HOME). */
+  storeRoot?: string;
   /** False when the file does not exist yet (no trees configured). */
   exists: boolean;
   text: string;
@@ -105,22 +107,29 @@ function zodProblems(error: z.ZodError): Problem[] {
   });
 }
 
-export async function loadConfig(path: string): Promise<Config> {
+export async function loadConfig(
+  path: string,
+  storeRoot: string = DEFAULT_STORE_ROOT,
+): Promise<Config> {
   let text: string;
   try {
     text = await fsp.readFile(path, 'utf8');
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return { path, exists: false, text: '', trees: [] };
+    if (errnoCode(e) === 'ENOENT') return { path, storeRoot, exists: false, text: '', trees: [] };
     throw new SquashtreeError('E_CONFIG', `cannot read config ${path}: ${String(e)}`, {
       path,
       hint: 'check the path given with --config or SQUASHTREE_CONFIG',
     });
   }
-  return { path, exists: true, text, trees: parseConfig(text, path) };
+  return { path, storeRoot, exists: true, text, trees: parseConfig(text, path, storeRoot) };
 }
 
 /** Parse and resolve config text; `file` only names the source in errors. */
-export function parseConfig(text: string, file: string): TreeConfig[] {
+export function parseConfig(
+  text: string,
+  file: string,
+  storeRoot: string = DEFAULT_STORE_ROOT,
+): TreeConfig[] {
   let data: unknown;
   try {
     data = parse(text);
@@ -160,11 +169,16 @@ export function parseConfig(text: string, file: string): TreeConfig[] {
   }
   const parsed = fileSchema.safeParse(data);
   if (!parsed.success) fail(file, locator, zodProblems(parsed.error));
-  const trees = resolveTrees(parsed.data, file, locator);
+  const trees = resolveTrees(parsed.data, file, locator, storeRoot);
   return trees;
 }
 
-function resolveTrees(raw: RawConfig, file: string, locator: LineLocator): TreeConfig[] {
+function resolveTrees(
+  raw: RawConfig,
+  file: string,
+  locator: LineLocator,
+  storeRoot: string,
+): TreeConfig[] {
   const problems: Problem[] = [];
   const defaults = raw.defaults ?? {};
   const trees: TreeConfig[] = [];
@@ -182,7 +196,7 @@ function resolveTrees(raw: RawConfig, file: string, locator: LineLocator): TreeC
     const merged: RawTree = { ...defaults, ...t };
     const before = problems.length;
     checkSettings(['tree', name], t, problems);
-    const tree = resolveTree(name, merged, problems);
+    const tree = resolveTree(name, merged, problems, storeRoot);
     if (problems.length === before && tree) trees.push(tree);
   }
   checkOverlaps(trees, problems);
@@ -279,7 +293,12 @@ function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): 
   }
 }
 
-function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig | undefined {
+function resolveTree(
+  name: string,
+  t: RawTree,
+  problems: Problem[],
+  storeRoot: string,
+): TreeConfig | undefined {
   if (!isAbsolute(t.dir)) return undefined;
   const compression = t.compression ?? BUILTIN_DEFAULTS.compression;
   const level = t['compression-level'];
@@ -319,7 +338,7 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
   return {
     name,
     dir: normalize(t.dir).replace(/(.)\/+$/, '$1'),
-    store: normalize(t.store ?? join(DEFAULT_STORE_ROOT, name)).replace(/(.)\/+$/, '$1'),
+    store: normalize(t.store ?? join(storeRoot, name)).replace(/(.)\/+$/, '$1'),
     compression,
     compressionLevel: level,
     blockSize:
@@ -335,6 +354,7 @@ function resolveTree(name: string, t: RawTree, problems: Problem[]): TreeConfig 
     pullFrom: t['pull-from'],
     verifyKey: t['verify-key'],
     plainHttp: t['plain-http'] ?? false,
+    engine: t.engine ?? 'auto',
   };
 }
 

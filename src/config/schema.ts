@@ -8,6 +8,12 @@ import { z } from 'zod';
 export const COMPRESSORS = ['gzip', 'xz', 'zstd', 'lz4', 'lzo'] as const;
 export type Compressor = (typeof COMPRESSORS)[number];
 
+/** How a tree is mounted (see src/mount/engine.ts); auto picks the first that works here. */
+export const ENGINES = ['kernel', 'fuse', 'readonly'] as const;
+export type EngineName = (typeof ENGINES)[number];
+export const ENGINE_SETTINGS = ['auto', ...ENGINES] as const;
+export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
+
 export const ON_STOP = ['commit', 'discard', 'keep'] as const;
 export type OnStop = (typeof ON_STOP)[number];
 
@@ -46,6 +52,7 @@ export const settingsShape = {
   /** Ed25519 public key (PEM) every pulled generation must be signed with. */
   'verify-key': z.string(),
   'plain-http': z.boolean(),
+  engine: z.enum(ENGINE_SETTINGS),
 };
 
 export const defaultsSchema = z.strictObject(settingsShape).partial();
@@ -88,6 +95,7 @@ export interface TreeConfig {
   pullFrom: string | undefined;
   verifyKey: string | undefined;
   plainHttp: boolean;
+  engine: EngineSetting;
 }
 
 export const BUILTIN_DEFAULTS = {

@@ -13,6 +13,14 @@ import { SquashtreeError, errorMessage } from '../errors.js';
 import { run } from '../exec/run.js';
 import { checkOwnedDir } from '../fs/secure.js';
 import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
+import {
+  ENGINES,
+  chooseEngine,
+  fuseUnusable,
+  isRoot,
+  kernelUnusable,
+  withMounter,
+} from '../mount/engine.js';
 import { mountsUnder, readMounts } from '../mount/mountinfo.js';
 import { layoutFor } from '../lifecycle/layout.js';
 import { superOption } from '../mount/mountinfo.js';
@@ -70,8 +78,15 @@ async function tool(name: string, args: string[], pkg: string): Promise<Check> {
 }
 
 /** Build a tiny image with `comp`, mount it, stack an overlay on it: the whole path a tree takes. */
-async function mountProbe(comp: Compressor): Promise<Check> {
-  const name = `kernel: mount a ${comp} image with an overlay`;
+async function mountProbe(comp: Compressor, kind: 'kernel' | 'fuse' = 'kernel'): Promise<Check> {
+  return withMounter({ kind, privileged: isRoot() }, () => mountProbeWith(comp, kind));
+}
+
+async function mountProbeWith(comp: Compressor, kind: 'kernel' | 'fuse'): Promise<Check> {
+  const name =
+    kind === 'kernel'
+      ? `kernel: mount a ${comp} image with an overlay`
+      : `fuse: mount a ${comp} image with squashfuse and fuse-overlayfs`;
   const dir = await fsp.mkdtemp(join(tmpdir(), 'squashtree-doctor-'));
   try {
     await fsp.mkdir(join(dir, 'src'));
@@ -99,8 +114,10 @@ async function mountProbe(comp: Compressor): Promise<Check> {
     } catch (e) {
       return bad(
         name,
-        `the kernel cannot mount a ${comp} SquashFS image: ${errorMessage(e)}`,
-        `enable CONFIG_SQUASHFS_${comp.toUpperCase()} in the kernel, or choose another compression`,
+        `${kind === 'kernel' ? 'the kernel' : 'squashfuse'} cannot mount a ${comp} SquashFS image: ${errorMessage(e)}`,
+        kind === 'kernel'
+          ? `enable CONFIG_SQUASHFS_${comp.toUpperCase()} in the kernel, or choose another compression`
+          : 'install a squashfuse built with that compressor, or choose another compression',
       );
     }
     try {
@@ -116,13 +133,13 @@ async function mountProbe(comp: Compressor): Promise<Check> {
       return bad(
         name,
         `overlay on a squashfs image failed: ${errorMessage(e)}`,
-        'enable CONFIG_OVERLAY_FS',
+        kind === 'kernel' ? 'enable CONFIG_OVERLAY_FS' : 'check fuse-overlayfs and /dev/fuse',
       );
     }
     return ok(name, 'works');
   } finally {
     for (const m of mountsUnder(await readMounts(), dir))
-      await unmount(m.mountPoint, { lazy: true }).catch(() => undefined);
+      await unmount(m.mountPoint, { lazy: kind === 'kernel' }).catch(() => undefined);
     await fsp.rm(dir, { recursive: true, force: true });
   }
 }
@@ -175,6 +192,23 @@ async function treeChecks(tree: TreeConfig, stateDir: string): Promise<Check[]> 
       256 << 20,
       `free space on the filesystem of ${tree.store}, or move the store`,
     ),
+  );
+  const engine = await chooseEngine(tree.engine);
+  const engineWhy = engine.rejected[engine.engine];
+  const passed = Object.entries(engine.rejected)
+    .filter(([e]) => e !== engine.engine)
+    .map(([e, why]) => `${e}: ${why}`);
+  out.push(
+    engineWhy === undefined
+      ? ok(
+          `${t}: engine`,
+          `${engine.engine} (${engine.reason})${passed.length ? `; not ${passed.join('; not ')}` : ''}`,
+        )
+      : bad(
+          `${t}: engine`,
+          `engine = "${tree.engine}" cannot work here: ${engineWhy}`,
+          'set engine = "auto" in the tree\'s table, or fix what the engine needs',
+        ),
   );
   const layout = layoutFor(stateDir, tree);
   if (tree.upper.kind === 'dir') {
@@ -252,14 +286,53 @@ async function oldRecipe(stateDir: string): Promise<Check[]> {
   return out;
 }
 
-export async function runDoctor(configPath: string, stateDir: string): Promise<DoctorReport> {
+/** Each engine: usable here or why not; the first usable one is what "auto" picks. */
+async function engineChecks(): Promise<Check[]> {
+  const out: Check[] = [];
+  const auto = await chooseEngine('auto');
+  for (const e of ENGINES) {
+    const why = (await chooseEngine(e)).rejected[e];
+    const picked = auto.engine === e && auto.rejected[e] === undefined;
+    out.push(
+      why === undefined
+        ? ok(`engine: ${e}`, picked ? 'works; engine = "auto" uses it' : 'works')
+        : bad(
+            `engine: ${e}`,
+            why,
+            e === 'kernel'
+              ? 'run as root on a kernel with squashfs, overlay and loop (or use the fuse engine)'
+              : e === 'fuse'
+                ? 'apt-get install squashfuse fuse-overlayfs fuse3 (Gentoo: sys-fs/squashfuse sys-fs/fuse-overlayfs); /dev/fuse must be mode 0666'
+                : 'install squashfuse, or run as root',
+            auto.rejected[auto.engine] === undefined ? 'warn' : 'fail',
+          ),
+    );
+  }
+  return out;
+}
+
+export async function runDoctor(
+  configPath: string,
+  stateDir: string,
+  storeRoot?: string,
+): Promise<DoctorReport> {
   const checks: Check[] = [];
   checks.push(
-    process.geteuid?.() === 0
+    isRoot()
       ? ok('running as root', 'yes')
-      : bad('running as root', 'no', 'run squashtree as root (sudo)'),
+      : bad(
+          'running as root',
+          'no: user mode (the fuse engine, config and state under XDG dirs)',
+          'run squashtree as root (sudo) for the kernel engine',
+          'warn',
+        ),
   );
-  checks.push(await kernelFs('squashfs'), await kernelFs('overlay'));
+  checks.push(...(await engineChecks()));
+  const kernelFsChecks = [await kernelFs('squashfs'), await kernelFs('overlay')];
+  // Without the kernel's filesystems the FUSE engine still works: a warning, not a failure.
+  const fuseWorks = (await fuseUnusable(true)) === undefined;
+  for (const c of kernelFsChecks)
+    checks.push(fuseWorks && c.verdict === 'fail' ? { ...c, verdict: 'warn' } : c);
   try {
     await fsp.access('/dev/loop-control');
     checks.push(ok('kernel: loop devices', '/dev/loop-control'));
@@ -276,11 +349,12 @@ export async function runDoctor(configPath: string, stateDir: string): Promise<D
     await tool('mksquashfs', ['-version'], 'squashfs-tools'),
     await tool('unsquashfs', ['-version'], 'squashfs-tools'),
     await tool('flock', ['--version'], 'util-linux'),
-    await tool('losetup', ['--version'], 'util-linux'),
   );
+  // Only the kernel engine attaches loop devices, and only root runs it.
+  if (isRoot()) checks.push(await tool('losetup', ['--version'], 'util-linux'));
   let trees: TreeConfig[] = [];
   try {
-    const cfg = await loadConfig(configPath);
+    const cfg = await loadConfig(configPath, storeRoot);
     trees = cfg.trees;
     checks.push(
       ok(
@@ -299,11 +373,11 @@ export async function runDoctor(configPath: string, stateDir: string): Promise<D
       ),
     );
   }
-  if (process.geteuid?.() === 0) {
-    const comps = new Set<Compressor>(trees.map((t) => t.compression));
-    if (comps.size === 0) comps.add('gzip');
+  const comps = new Set<Compressor>(trees.map((t) => t.compression));
+  if (comps.size === 0) comps.add('gzip');
+  if (isRoot() && (await kernelUnusable()) === undefined)
     for (const c of comps) checks.push(await mountProbe(c));
-  }
+  if (fuseWorks) for (const c of comps) checks.push(await mountProbe(c, 'fuse'));
   for (const t of trees) checks.push(...(await treeChecks(t, stateDir)));
   const configRoot = process.env.PORTAGE_CONFIGROOT ?? '/';
   for (const a of await portageAdvice(configRoot, trees))

@@ -47,6 +47,10 @@ const PROVIDERS: Record<string, string> = {
   losetup: 'util-linux',
   flock: 'util-linux',
   cp: 'coreutils',
+  squashfuse: 'squashfuse (Debian: apt-get install squashfuse; Gentoo: emerge sys-fs/squashfuse)',
+  'fuse-overlayfs':
+    'fuse-overlayfs (Debian: apt-get install fuse-overlayfs; Gentoo: emerge sys-fs/fuse-overlayfs)',
+  fusermount3: 'fuse3 (Debian: apt-get install fuse3; Gentoo: emerge sys-fs/fuse)',
 };
 
 const running = new Set<ChildProcess>();

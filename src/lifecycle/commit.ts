@@ -22,9 +22,11 @@ import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { packAndPublish } from './publish.js';
 import { writeSession } from './session.js';
+import { needsMountError, readonlyError } from './engine.js';
 import { mountedLower } from './lower.js';
+import { layerForm } from './whiteouts.js';
 import { teardownUnder } from './stack.js';
-import { mountTmpfs, unmount } from '../mount/mount.js';
+import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
 
 export interface CommitResult {
@@ -46,6 +48,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
   const session = obs.session;
+  if (session?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
+  if (session?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
   const nothing = (reason: string): CommitResult => ({
     tree: tree.name,
     committed: false,
@@ -82,6 +86,11 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     await warming;
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
+    // One layer form for every engine (whiteouts.ts): the copy is normalized, then packed and verified.
+    const layerEntries =
+      lower !== undefined
+        ? await layerForm(stage, lower.view, tree.dir, tree.exclude)
+        : capture.entries;
     // What changed is worked out while mksquashfs packs (see packAndPublish), or here after it.
     const nlinks = capture.mergedNlinks;
     let changes: Promise<ChangeSummary> | undefined;
@@ -89,6 +98,11 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       lower !== undefined && nlinks
         ? (changes ??= computeChanges(capture.entries, lower, { root: tree.dir, nlinks }))
         : null;
+    // The layer form expands opaque dirs into whiteouts and takes their mark away.
+    const unmarked = async (): Promise<ReadonlyMap<string, boolean> | undefined> => {
+      const o = (await summarize())?.opaque;
+      return o && new Map([...o.keys()].map((k) => [k, false]));
+    };
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     reporter.step(`packing layer ${file}`);
@@ -101,8 +115,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
-      opaque: async () => (await summarize())?.opaque,
-      expected: capture.entries,
+      opaque: unmarked,
+      expected: layerEntries,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },
@@ -178,7 +192,8 @@ async function openStaging(ctx: TreeContext, upperBytes: number): Promise<Stagin
   const { layout, tree } = ctx;
   await teardownUnder(layout.stage, tree.store);
   const avail = await memAvailable();
-  if (upperBytes < avail / 4) {
+  // A user cannot mount a tmpfs: the copy then goes into the store.
+  if (upperBytes < avail / 4 && canMountTmpfs()) {
     await fsp.mkdir(layout.stage, { recursive: true, mode: 0o700 });
     const size = Math.min(Math.floor(avail / 2), Math.max(64 << 20, 2 * upperBytes + (64 << 20)));
     await mountTmpfs(layout.stage, String(size));

@@ -1,6 +1,7 @@
 /** What every lifecycle operation needs: the tree's settings, where state lives, how to report. */
 import type { TreeConfig } from '../config/schema.js';
 import type { PackSettings } from '../image/mksquashfs.js';
+import type { EngineChoice } from '../mount/engine.js';
 import { layoutFor, type Layout } from './layout.js';
 
 export interface Reporter {
@@ -24,6 +25,8 @@ export interface TreeContext {
   reporter: Reporter;
   /** Seconds to wait for the tree's lock. */
   lockWaitSeconds: number;
+  /** The engine this operation mounts with (set by Tree; unset means the kernel's). */
+  engine?: EngineChoice;
 }
 
 export function makeContext(

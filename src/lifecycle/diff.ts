@@ -7,6 +7,7 @@ import { observe, requireManifest } from './observe.js';
 import { mountedLower } from './lower.js';
 import { mountStack } from './stack.js';
 import { scanUpper } from './upper.js';
+import { isFuseMarker } from './whiteouts.js';
 
 export interface DiffResult {
   tree: string;
@@ -23,7 +24,8 @@ export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
   const m = requireManifest(ctx, obs);
   if (!obs.session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
     return { tree: tree.name, changes: [] };
-  const entries = await scanUpper(layout.upperData, tree.exclude);
+  // fuse-overlayfs's opaque markers are bookkeeping: the changes they stand for show through the merged view.
+  const entries = (await scanUpper(layout.upperData, tree.exclude)).filter((e) => !isFuseMarker(e));
   if (obs.state === 'mounted') {
     const s = await computeChanges(entries, await mountedLower(layout), { root: tree.dir });
     return { tree: tree.name, changes: s.changes };

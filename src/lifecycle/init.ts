@@ -17,6 +17,7 @@ import { walk } from '../fs/walk.js';
 import { checkMetadata, imageFacts } from '../image/check.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { readMounts, topMountAt } from '../mount/mountinfo.js';
+import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
 import { imageFileName, readManifest, writeManifest, type Manifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore } from '../store/store.js';
 import { acquireLock } from './lock.js';
@@ -69,7 +70,7 @@ async function checkDir(dir: string): Promise<void> {
       hint: 'give a directory with --dir',
     });
   const top = topMountAt(await readMounts(), dir);
-  if (top && (top.fstype === 'overlay' || top.fstype === 'squashfs')) {
+  if (top && (isOverlayFstype(top.fstype) || isImageFstype(top.fstype))) {
     throw new SquashtreeError('E_MOUNTED_ELSEWHERE', `${dir} has a ${top.fstype} mounted on it`, {
       path: dir,
       hint: 'unmount it first; to move an old squash_portage setup over, see squashtree doctor',
@@ -155,7 +156,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
     });
   }
   const table: TreeTable = { dir, ...req.settings };
-  const edited = withTree(config.path, config.text, name, table);
+  const edited = withTree(config.path, config.text, name, table, config.storeRoot);
   const trees = edited.trees;
   const tree = trees.find((t) => t.name === name);
   if (!tree) throw new SquashtreeError('E_INTERNAL', 'new tree did not resolve');

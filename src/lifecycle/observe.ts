@@ -11,6 +11,13 @@
  *
  * "interrupted" is a session whose upper survived (a disk upper across a
  * reboot, or a tmpfs upper after a crash mid-stop) without its overlay.
+ *
+ * What counts as "our" mount on the tree's dir depends on the session's
+ * engine: the kernel overlay names its upperdir in mountinfo; fuse-overlayfs
+ * shows only its type (fuse.fuse-overlayfs), so with the fuse engine the
+ * session record vouches for it; the readonly engine's mount has no upper at
+ * all. Without root there is no tmpfs: the "tmpfs" upper is a plain
+ * directory in the runtime dir ($XDG_RUNTIME_DIR is a tmpfs on most systems).
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError, errnoCode } from '../errors.js';
@@ -18,6 +25,10 @@ import { readMounts, topMountAt, superOption, type MountEntry } from '../mount/m
 import { readManifest, type Manifest } from '../store/manifest.js';
 import type { TreeContext } from './context.js';
 import { readSession, type Session } from './session.js';
+import { sessionEngine } from './engine.js';
+import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
+import { canMountTmpfs } from '../mount/mount.js';
+import type { Layout } from './layout.js';
 
 export type TreeState = 'uninitialized' | 'stopped' | 'mounted' | 'interrupted';
 
@@ -43,17 +54,37 @@ async function hasEntries(dir: string): Promise<boolean> {
   }
 }
 
+function isOurs(top: MountEntry, session: Session | null, layout: Layout): boolean {
+  if (top.fstype === 'overlay' && superOption(top, 'upperdir') === layout.upperData) return true;
+  if (!session) return false;
+  const engine = sessionEngine(session);
+  if (engine === 'fuse') return top.fstype === 'fuse.fuse-overlayfs';
+  if (engine === 'readonly') return isOverlayFstype(top.fstype) || isImageFstype(top.fstype);
+  return false;
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await fsp.lstat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export async function observe(ctx: TreeContext): Promise<Observation> {
   const { layout, tree } = ctx;
   const [manifest, mounts] = await Promise.all([readManifest(tree.store), readMounts()]);
   const top = topMountAt(mounts, tree.dir);
-  const ours = top?.fstype === 'overlay' && superOption(top, 'upperdir') === layout.upperData;
+  const session = await readSession(layout.sessionFile);
+  const ours = top !== undefined && isOurs(top, session, layout);
   const overlay = ours ? top : undefined;
   const foreignMount = top && !ours ? top : undefined;
   const upperMounted =
-    layout.upperIsTmpfs && topMountAt(mounts, layout.upperRoot)?.fstype === 'tmpfs';
+    layout.upperIsTmpfs &&
+    (canMountTmpfs()
+      ? topMountAt(mounts, layout.upperRoot)?.fstype === 'tmpfs'
+      : await isDir(layout.upperRoot));
   const upperReachable = layout.upperIsTmpfs ? upperMounted : true;
-  const session = await readSession(layout.sessionFile);
   const upperHasData = upperReachable && (await hasEntries(layout.upperData));
   let state: TreeState;
   if (!manifest) state = 'uninitialized';

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { errnoCode, SquashtreeError } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 import { checkOwnedFile } from '../fs/secure.js';
+import { ENGINES } from '../config/schema.js';
 
 const sessionSchema = z.object({
   format: z.literal('squashtree-session/1'),
@@ -26,6 +27,8 @@ const sessionSchema = z.object({
   mountedAt: z.string(),
   /** Set once a commit has packed this session's upper. */
   committedGeneration: z.number().int().positive().nullable(),
+  /** The engine that mounted it (absent in records written before engines: the kernel's). */
+  engine: z.enum(ENGINES).optional(),
 });
 
 export type Session = z.infer<typeof sessionSchema>;

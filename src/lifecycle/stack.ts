@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import { isWithin } from '../config/values.js';
 import { listLoops, detachLoop } from '../mount/loop.js';
-import { mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
+import { canMountTmpfs, mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
 import { checkMetadata } from '../image/check.js';
 import { mountsUnder, readMounts, topMountAt } from '../mount/mountinfo.js';
 import type { Layout } from './layout.js';
@@ -87,6 +87,8 @@ export async function teardownUnder(
 }
 
 export async function detachStaleLoops(store: string): Promise<void> {
+  // Only root attaches loop devices (the kernel mounter); a user's FUSE mounts have none.
+  if (!canMountTmpfs()) return;
   const mounts = await readMounts();
   const busy = new Set(mounts.map((m) => m.source));
   for (const l of await listLoops()) {

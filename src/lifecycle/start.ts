@@ -7,7 +7,15 @@
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
 import { ensureSecureDir } from '../fs/secure.js';
-import { mountOverlay, mountTmpfs, unmount } from '../mount/mount.js';
+import {
+  canMountTmpfs,
+  mountBindReadonly,
+  mountOverlay,
+  mountTmpfs,
+  unmount,
+} from '../mount/mount.js';
+import { currentMounter } from '../mount/engine.js';
+import { requireUsable } from './engine.js';
 import { currentGeneration } from '../store/manifest.js';
 import { cleanupTemps } from '../store/store.js';
 import { extraMountOptions, type TreeContext } from './context.js';
@@ -16,7 +24,7 @@ import { checkImages } from './integrity.js';
 import { observe, requireManifest } from './observe.js';
 import { removeSession, writeSession, type Session } from './session.js';
 import { unmountTree } from './unmount.js';
-import { detachStaleLoops, mountStack, teardownUnder } from './stack.js';
+import { detachStaleLoops, mountStack, teardownUnder, type MountedStack } from './stack.js';
 import { attachExcluded, holdExcluded, releaseHolders, type Passthrough } from './passthrough.js';
 
 export interface StartResult {
@@ -90,13 +98,23 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     );
   }
   await checkTarget(tree.dir);
+  const resuming = obs.state === 'interrupted' && obs.session !== null;
+  const engine = resuming ? (obs.session?.engine ?? 'kernel') : (ctx.engine?.engine ?? 'kernel');
+  if (ctx.engine && !resuming) requireUsable(ctx, ctx.engine);
+  if (tree.exclude.length > 0 && !canMountTmpfs()) {
+    throw new SquashtreeError(
+      'E_ENGINE',
+      `tree "${tree.name}" has exclude paths, which are kept on disk through bind mounts, and only root can bind-mount`,
+      { hint: 'remove exclude from the tree, or manage the tree as root' },
+    );
+  }
   await ensureSecureDir(layout.runtime, { mode: 0o700 });
   await cleanupTemps(tree.store);
   await clearStaleMounts(ctx);
 
   const resume = obs.state === 'interrupted' && obs.session !== null;
   if (obs.session && !resume) await removeSession(layout.sessionFile, layout.snapshotFile);
-  if (obs.upperMounted && !resume) await unmount(layout.upperRoot);
+  if (obs.upperMounted && !resume) await releaseRuntimeUpper(layout.upperRoot);
   if (!resume && !layout.upperIsTmpfs && obs.upperHasData) {
     throw new SquashtreeError(
       'E_PENDING',
@@ -117,6 +135,14 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
   const extra = extraMountOptions(tree);
   reporter.step(`mounting ${lowerFiles.length} image(s) read-only`);
   const stack = await mountStack(paths, layout.image, layout.lowerView, extra);
+  if (engine === 'readonly') {
+    try {
+      return await startReadonly(ctx, stack, lowerFiles, gen.generation, gen.files, gen.bytes);
+    } catch (e) {
+      await stack.unmount();
+      throw e;
+    }
+  }
   let upperFresh = false;
   let overlayUp = false;
   let held: Passthrough[] = [];
@@ -125,7 +151,9 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     if (layout.upperIsTmpfs) {
       await ensureSecureDir(layout.upperRoot, { mode: 0o700 });
       if (!obs.upperMounted || !resume) {
-        if (tree.upper.kind === 'tmpfs') await mountTmpfs(layout.upperRoot, tree.upper.size);
+        // Without root the runtime dir itself holds the upper (see observe.ts).
+        if (tree.upper.kind === 'tmpfs' && canMountTmpfs())
+          await mountTmpfs(layout.upperRoot, tree.upper.size);
         upperFresh = true;
       }
     } else {
@@ -135,7 +163,10 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
       // The upper's root gives the merged root its mode and owner: copy them from the image.
       const root = await fsp.stat(stack.view);
       await fsp.mkdir(layout.upperData, { mode: 0o700 }).catch(ignoreExists);
-      await fsp.chown(layout.upperData, root.uid, root.gid);
+      // A user cannot give files away; the merged root is then the user's (fuse-overlayfs copies up the same way).
+      await fsp.chown(layout.upperData, root.uid, root.gid).catch((e: unknown) => {
+        if (canMountTmpfs()) throw e;
+      });
       await fsp.chmod(layout.upperData, root.mode & 0o7777);
     }
     await fsp.mkdir(layout.upperWork, { mode: 0o700 }).catch(ignoreExists);
@@ -151,6 +182,7 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
         lowerBytes: gen.bytes,
         mountedAt: new Date().toISOString(),
         committedGeneration: null,
+        engine: engine,
       };
       await writeSession(layout.sessionFile, session);
     }
@@ -169,7 +201,8 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     if (overlayUp) await unmountTree(ctx, false);
     await releaseHolders(held);
     await stack.unmount();
-    if (upperFresh && layout.upperIsTmpfs) await unmount(layout.upperRoot).catch(() => undefined);
+    if (upperFresh && layout.upperIsTmpfs)
+      await releaseRuntimeUpper(layout.upperRoot).catch(() => undefined);
     if (!resume) await removeSession(layout.sessionFile, layout.snapshotFile);
     throw e;
   }
@@ -182,6 +215,65 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
       resume && obs.session
         ? (obs.session.committedGeneration ?? obs.session.generation)
         : gen.generation,
+    layers: lowerFiles.length,
+  };
+}
+
+/** Drop the upper kept in the runtime dir: unmount its tmpfs, or (without root) delete the dir. */
+export async function releaseRuntimeUpper(upperRoot: string, lazy = false): Promise<void> {
+  if (canMountTmpfs()) await unmount(upperRoot, { lazy });
+  else await fsp.rm(upperRoot, { recursive: true, force: true });
+}
+
+/**
+ * The readonly engine: the image stack goes on the tree's dir as it is, with
+ * no upper. One image is bound read-only (kernel) or shown through a
+ * read-only fuse-overlayfs (FUSE, where a user cannot bind-mount).
+ */
+async function startReadonly(
+  ctx: TreeContext,
+  stack: MountedStack,
+  lowerFiles: readonly string[],
+  generation: number,
+  files: number | null,
+  bytes: number | null,
+): Promise<StartResult> {
+  const { tree, layout, reporter } = ctx;
+  if (tree.exclude.length > 0)
+    reporter.warn(
+      `the readonly engine does not bind the excluded paths (${tree.exclude.join(', ')}): they are hidden while mounted`,
+    );
+  const session: Session = {
+    format: 'squashtree-session/1',
+    tree: tree.name,
+    dir: tree.dir,
+    lower: [...lowerFiles],
+    generation,
+    lowerFiles: files,
+    lowerBytes: bytes,
+    mountedAt: new Date().toISOString(),
+    committedGeneration: null,
+    engine: 'readonly',
+  };
+  await writeSession(layout.sessionFile, session);
+  reporter.step(`mounting ${tree.dir} read-only (engine readonly)`);
+  try {
+    if (currentMounter().kind === 'kernel') await mountBindReadonly(stack.view, tree.dir);
+    else
+      await mountOverlay(tree.dir, {
+        lower: [...stack.images].reverse(),
+        extra: extraMountOptions(tree),
+      });
+  } catch (e) {
+    await removeSession(layout.sessionFile, layout.snapshotFile);
+    throw e;
+  }
+  return {
+    tree: tree.name,
+    dir: tree.dir,
+    alreadyMounted: false,
+    resumed: false,
+    generation,
     layers: lowerFiles.length,
   };
 }

@@ -4,6 +4,7 @@ import { currentGeneration } from '../store/manifest.js';
 import { storeBytes } from '../store/store.js';
 import type { TreeContext } from './context.js';
 import { observe, type TreeState } from './observe.js';
+import { canMountTmpfs } from '../mount/mount.js';
 import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
 
 export interface UpperUsage {
@@ -42,6 +43,8 @@ export interface TreeStatus {
     current: boolean;
   }[];
   compression: string;
+  /** The engine in use (or that start would use), why, and why not the others. */
+  engine: { name: string; setting: string; reason: string; rejected: Record<string, string> };
 }
 
 async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage | null> {
@@ -54,7 +57,8 @@ async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage
     const limitInodes = s.files;
     const usedInodes = s.files - s.ffree;
     return {
-      kind: layout.upperIsTmpfs ? 'tmpfs' : 'dir',
+      // Without root the "tmpfs" upper is a plain dir in the runtime dir.
+      kind: layout.upperIsTmpfs && canMountTmpfs() ? 'tmpfs' : 'dir',
       path: layout.upperData,
       usedBytes,
       limitBytes,
@@ -114,5 +118,11 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
       current: g.generation === m?.current,
     })),
     compression: tree.compression,
+    engine: {
+      name: ctx.engine?.engine ?? 'kernel',
+      setting: tree.engine,
+      reason: ctx.engine?.reason ?? 'default',
+      rejected: { ...(ctx.engine?.rejected ?? {}) },
+    },
   };
 }

@@ -6,7 +6,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
-import { unmount } from '../mount/mount.js';
+import { canMountTmpfs, unmount } from '../mount/mount.js';
+import { releaseRuntimeUpper } from './start.js';
 import { unmountTree } from './unmount.js';
 import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
@@ -43,7 +44,8 @@ export async function releaseSession(
   const { layout, tree } = ctx;
   await teardownUnder([layout.lowerView, layout.imagesDir], tree.store);
   if (layout.upperIsTmpfs) {
-    await teardownUnderLazy(layout.upperRoot, lazy);
+    if (canMountTmpfs()) await teardownUnderLazy(layout.upperRoot, lazy);
+    else await releaseRuntimeUpper(layout.upperRoot);
     fault('stop:after-upper-umount');
     await removeSession(layout.sessionFile, layout.snapshotFile);
   } else if (dropUpper) {
@@ -71,7 +73,8 @@ export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Prom
   const lazy = opts.lazy ?? false;
   if (obs.state !== 'mounted') return { tree: tree.name, wasMounted: false, onStop, lazy };
   let commit: CommitResult | undefined;
-  if (onStop === 'commit') {
+  // A read-only mount has no upper: nothing to commit, discard or keep.
+  if (onStop === 'commit' && obs.session?.engine !== 'readonly') {
     commit = await commitLocked(ctx);
     fault('stop:after-commit');
   }

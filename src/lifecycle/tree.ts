@@ -20,6 +20,7 @@ import { startLocked, type StartResult } from './start.js';
 import { treeStatus, type TreeStatus } from './status.js';
 import { stopLocked, type StopOptions, type StopResult } from './stop.js';
 import { verifyTree, type VerifyResult } from './verify.js';
+import { withTreeEngine } from './engine.js';
 
 /**
  * What a killed run may have left: temp images and staging copies in the
@@ -49,8 +50,10 @@ export class Tree {
     await ensureSecureDir(this.ctx.layout.runtime, { mode: 0o700 });
     const lock = await acquireLock(this.ctx.layout.lock, { waitSeconds: this.ctx.lockWaitSeconds });
     try {
-      await clearLeftovers(this.ctx);
-      return await fn(this.ctx, lock);
+      return await withTreeEngine(this.ctx, async (ctx) => {
+        await clearLeftovers(ctx);
+        return fn(ctx, lock);
+      });
     } finally {
       await lock.release();
     }
@@ -95,7 +98,7 @@ export class Tree {
 
   /** Read-only: no lock, no root. */
   verify(generation?: number): Promise<VerifyResult> {
-    return verifyTree(this.ctx, generation);
+    return withTreeEngine(this.ctx, (c) => verifyTree(c, generation));
   }
 
   /** Run a command holding the lock; commit if it succeeds. */
@@ -105,6 +108,6 @@ export class Tree {
 
   /** Read-only; does not wait for the lock. */
   status(): Promise<TreeStatus> {
-    return treeStatus(this.ctx);
+    return withTreeEngine(this.ctx, treeStatus);
   }
 }

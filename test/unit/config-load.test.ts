@@ -71,6 +71,7 @@ describe('parseConfig: valid configs', () => {
       pullFrom: undefined,
       verifyKey: undefined,
       plainHttp: false,
+      engine: 'auto',
     });
   });
 

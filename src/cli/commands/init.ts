@@ -1,6 +1,7 @@
 /** init: add a tree to the config and build (or adopt) its first image. */
 import { isAbsolute, resolve } from 'node:path';
-import { COMPRESSORS } from '../../config/schema.js';
+import { COMPRESSORS, ENGINE_SETTINGS, type EngineSetting } from '../../config/schema.js';
+import { chooseEngine, withMounter } from '../../mount/engine.js';
 import type { TreeTable } from '../../config/edit.js';
 import { SquashtreeError } from '../../errors.js';
 import { initTree, type InitResult } from '../../lifecycle/init.js';
@@ -22,6 +23,10 @@ export const initCommand = defineCommand<InitResult>({
     { flags: '--compression <algo>', description: `compressor: ${COMPRESSORS.join(', ')}` },
     { flags: '--store <dir>', description: 'where images live (default /var/lib/squashtree/NAME)' },
     { flags: '--upper <where>', description: '"tmpfs" (default) or an absolute directory on disk' },
+    {
+      flags: '--engine <engine>',
+      description: `how to mount it: ${ENGINE_SETTINGS.join(', ')} (default auto)`,
+    },
     {
       flags: '--remove-source',
       description: "delete DIR's files once the image is verified against them",
@@ -52,18 +57,31 @@ export const initCommand = defineCommand<InitResult>({
         throw new SquashtreeError('E_USAGE', `--${key} must be an absolute path`);
       else settings[key] = resolve(v);
     }
+    const engine = o.engine as string | undefined;
+    if (engine !== undefined) {
+      if (!(ENGINE_SETTINGS as readonly string[]).includes(engine)) {
+        throw new SquashtreeError('E_USAGE', `unknown engine ${engine}`, {
+          hint: `choose one of ${ENGINE_SETTINGS.join(', ')}`,
+        });
+      }
+      settings.engine = engine;
+    }
     const config = await ctx.loadConfig();
-    const result = await initTree({
-      config,
-      stateDir: ctx.stateDir,
-      name: name ?? '',
-      dir,
-      ...(o.fromImage ? { fromImage: resolve(o.fromImage as string) } : {}),
-      settings,
-      removeSource: Boolean(o.removeSource),
-      reporter: makeReporter({ quiet: ctx.quiet, tree: name ?? '' }),
-      lockWaitSeconds: ctx.waitSeconds,
-    });
+    // The image is mounted once to be checked: with whatever this machine can mount.
+    const choice = await chooseEngine((engine ?? 'auto') as EngineSetting);
+    const result = await withMounter(choice.mounter, () =>
+      initTree({
+        config,
+        stateDir: ctx.stateDir,
+        name: name ?? '',
+        dir,
+        ...(o.fromImage ? { fromImage: resolve(o.fromImage as string) } : {}),
+        settings,
+        removeSource: Boolean(o.removeSource),
+        reporter: makeReporter({ quiet: ctx.quiet, tree: name ?? '' }),
+        lockWaitSeconds: ctx.waitSeconds,
+      }),
+    );
     return { data: result, ok: true };
   },
   render: (r) => {

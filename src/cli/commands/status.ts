@@ -7,6 +7,12 @@ export interface StatusData {
   trees: TreeStatus[];
 }
 
+function engineLine(e: TreeStatus['engine']): string {
+  const not = Object.entries(e.rejected).map(([n, why]) => `${n}: ${why}`);
+  const unusable = e.rejected[e.name];
+  return `${e.name}${unusable ? ' - CANNOT WORK HERE' : ''} (${e.reason}${e.setting !== 'auto' ? `: engine = "${e.setting}"` : ''})${not.length ? `; not used: ${not.join('; ')}` : ''}`;
+}
+
 function renderOne(s: TreeStatus): string {
   const lines = [`${s.name}: ${s.state}${s.mounted ? ` on ${s.dir}` : ` (dir ${s.dir})`}`];
   if (s.generation === null) {
@@ -16,6 +22,7 @@ function renderOne(s: TreeStatus): string {
   lines.push(
     `  generation ${s.generation}${s.mountedGeneration !== null && s.mountedGeneration !== s.generation ? ` (mounted: ${s.mountedGeneration})` : ''}, ${count(s.layers, 'image')}, ${bytes(s.imageBytes)} (store: ${bytes(s.storeBytes)}, ${s.compression})`,
   );
+  lines.push(`  engine: ${engineLine(s.engine)}`);
   if (s.files !== null)
     lines.push(`  holds ${count(s.files, 'file')}, ${bytes(s.bytes)} uncompressed`);
   if (s.mounted || s.state === 'interrupted')
