@@ -86,23 +86,16 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     await warming;
     fault('commit:after-capture');
     reporter.step('captured; computing what changed');
-    // One layer form for every engine (whiteouts.ts): the copy is normalized, then packed and verified.
+    // One layer form for every engine (whiteouts.ts): the copy is normalized, then packed and
+    // verified. Opaque dirs become explicit whiteouts there, so what changed is read off the
+    // layer form with no opacity to work out, while mksquashfs packs (see packAndPublish).
     const layerEntries =
       lower !== undefined
-        ? await layerForm(stage, lower.view, tree.dir, tree.exclude)
+        ? await layerForm(stage, lower.view, tree.dir, tree.exclude, capture.mergedNlinks)
         : capture.entries;
-    // What changed is worked out while mksquashfs packs (see packAndPublish), or here after it.
-    const nlinks = capture.mergedNlinks;
     let changes: Promise<ChangeSummary> | undefined;
     const summarize = async (): Promise<ChangeSummary | null> =>
-      lower !== undefined && nlinks
-        ? (changes ??= computeChanges(capture.entries, lower, { root: tree.dir, nlinks }))
-        : null;
-    // The layer form expands opaque dirs into whiteouts and takes their mark away.
-    const unmarked = async (): Promise<ReadonlyMap<string, boolean> | undefined> => {
-      const o = (await summarize())?.opaque;
-      return o && new Map([...o.keys()].map((k) => [k, false]));
-    };
+      lower !== undefined ? (changes ??= computeChanges(layerEntries, lower, undefined)) : null;
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     reporter.step(`packing layer ${file}`);
@@ -115,7 +108,6 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       exclude: tree.exclude,
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
-      opaque: unmarked,
       expected: layerEntries,
       onProgress: (f) => {
         reporter.progress('packing', f);

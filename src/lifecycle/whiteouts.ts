@@ -86,6 +86,7 @@ export async function normalizeLayer(
   stage: string,
   lowerRoot: string,
   mergedRoot: string,
+  mergedNlinks?: ReadonlyMap<string, number> | null,
 ): Promise<NormalizeResult> {
   const result: NormalizeResult = { markers: 0, converted: 0, expanded: 0 };
   const entries = await walk(stage);
@@ -110,6 +111,11 @@ export async function normalizeLayer(
   const sharedDirs: Entry[] = [];
   for (const e of entries) {
     if (e.type !== 'dir') continue;
+    // The overlay shows a merged (not opaque) dir with st_nlink 1 (see opacity.ts): it hides nothing.
+    if (e.nlink >= 2 && mergedNlinks?.get(e.path) === 1) {
+      sharedDirs.push(e);
+      continue;
+    }
     const lowerNames = await readNames(fsPath(lowerRoot, e.path));
     if (!lowerNames) continue;
     sharedDirs.push(e);
@@ -233,8 +239,9 @@ export async function layerForm(
   lowerRoot: string,
   mergedRoot: string,
   exclude: readonly string[],
+  mergedNlinks?: ReadonlyMap<string, number> | null,
 ): Promise<Entry[]> {
-  await normalizeLayer(stage, lowerRoot, mergedRoot);
+  await normalizeLayer(stage, lowerRoot, mergedRoot, mergedNlinks);
   const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
   return walk(stage, exclude.length ? { skip } : {});
 }
