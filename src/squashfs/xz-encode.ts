@@ -40,14 +40,32 @@ class RangeEncoder {
   private range = 0xffffffff;
   private cache = 0;
   private cacheSize = 1;
-  readonly out: number[] = [];
+  out = new Uint8Array(1 << 16);
+  length = 0;
+
+  reset(): void {
+    this.low = 0;
+    this.range = 0xffffffff;
+    this.cache = 0;
+    this.cacheSize = 1;
+    this.length = 0;
+  }
+
+  private push(b: number): void {
+    if (this.length === this.out.length) {
+      const grown = new Uint8Array(this.out.length * 2);
+      grown.set(this.out);
+      this.out = grown;
+    }
+    this.out[this.length++] = b;
+  }
 
   private shiftLow(): void {
     if (this.low < 0xff000000 || this.low >= 0x100000000) {
       const carry = this.low >= 0x100000000 ? 1 : 0;
       let temp = this.cache;
       do {
-        this.out.push((temp + carry) & 0xff);
+        this.push((temp + carry) & 0xff);
         temp = 0xff;
       } while (--this.cacheSize !== 0);
       this.cache = (this.low >>> 24) & 0xff;
@@ -117,6 +135,10 @@ class LengthEncoder {
   readonly mid = prob(16 * 8);
   readonly high = prob(256);
 
+  reset(): void {
+    for (const p of [this.choice, this.low, this.mid, this.high]) p.fill(1024);
+  }
+
   encode(rc: RangeEncoder, len: number, posState: number): void {
     const l = len - 2;
     if (l < 8) {
@@ -140,124 +162,138 @@ function distSlot(dist: number): number {
   return (n << 1) | ((dist >>> (n - 1)) & 1);
 }
 
-/** Raw LZMA data for src (one LZMA2 chunk's worth: at most 2 MiB in, no end marker). */
-function lzmaEncode(src: Uint8Array): number[] {
-  const rc = new RangeEncoder();
-  const isMatch = prob(12 * 16);
-  const isRep = prob(12);
-  const literal = prob(0x300 << LC);
-  const posSlot = prob(4 * 64);
-  const special = prob(128);
-  const align = prob(16);
-  const len = new LengthEncoder();
-  const head = new Int32Array(1 << HASH_BITS).fill(-1);
-  const prev = new Int32Array(src.length).fill(-1);
-  let state = 0;
-  let rep0 = 0;
-  const n = src.length;
-  const hashAt = (i: number): number =>
-    (Math.imul(((src[i] ?? 0) << 16) | ((src[i + 1] ?? 0) << 8) | (src[i + 2] ?? 0), 2654435761) >>>
-      (32 - HASH_BITS)) &
-    ((1 << HASH_BITS) - 1);
-  const insert = (i: number): void => {
-    if (i + 2 >= n) return;
-    const h = hashAt(i);
-    prev[i] = head[h] ?? -1;
-    head[h] = i;
-  };
-  let pos = 0;
-  while (pos < n) {
-    const posState = pos & POS_MASK;
-    // Longest match among the last CHAIN candidates.
-    let bestLen = 0;
-    let bestDist = 0;
-    if (pos + MIN_MATCH <= n) {
-      let cand = head[hashAt(pos)] ?? -1;
-      const limit = Math.min(MAX_MATCH, n - pos);
-      for (let k = 0; k < CHAIN && cand >= 0; k++) {
-        let l = 0;
-        while (l < limit && src[cand + l] === src[pos + l]) l++;
-        if (l > bestLen) {
-          bestLen = l;
-          bestDist = pos - cand - 1;
-          if (l === limit) break;
-        }
-        cand = prev[cand] ?? -1;
-      }
-    }
-    if (bestLen >= MIN_MATCH) {
-      rc.bit(isMatch, (state << 4) + posState, 1);
-      rc.bit(isRep, state, 0);
-      len.encode(rc, bestLen, posState);
-      const slot = distSlot(bestDist);
-      rc.tree(posSlot, Math.min(bestLen - 2, 3) * 64, 6, slot);
-      if (slot >= 4) {
-        const footer = (slot >>> 1) - 1;
-        const base = (2 | (slot & 1)) << footer;
-        const reduced = bestDist - base;
-        if (slot < 14) {
-          rc.reverse(special, base - slot - 1, footer, reduced);
-        } else {
-          rc.direct(reduced >>> 4, footer - 4);
-          rc.reverse(align, 0, 4, reduced & 15);
+/** Encoder state, reused from block to block (the writer makes thousands). */
+class LzmaEncoder {
+  private readonly rc = new RangeEncoder();
+  private readonly isMatch = prob(12 * 16);
+  private readonly isRep = prob(12);
+  private readonly literal = prob(0x300 << LC);
+  private readonly posSlot = prob(4 * 64);
+  private readonly special = prob(128);
+  private readonly align = prob(16);
+  private readonly len = new LengthEncoder();
+  private readonly head = new Int32Array(1 << HASH_BITS);
+  private prev = new Int32Array(1 << 13);
+
+  /** Raw LZMA data for src (one LZMA2 chunk's worth, no end marker): a view valid until the next call. */
+  encode(src: Uint8Array): Uint8Array {
+    const { rc, isMatch, isRep, literal, posSlot, special, align, len, head } = this;
+    rc.reset();
+    for (const p of [isMatch, isRep, literal, posSlot, special, align]) p.fill(1024);
+    len.reset();
+    head.fill(-1);
+    if (this.prev.length < src.length) this.prev = new Int32Array(src.length);
+    const prev = this.prev;
+    let state = 0;
+    let rep0 = 0;
+    const n = src.length;
+    const hashAt = (i: number): number =>
+      (Math.imul(
+        ((src[i] ?? 0) << 16) | ((src[i + 1] ?? 0) << 8) | (src[i + 2] ?? 0),
+        2654435761,
+      ) >>>
+        (32 - HASH_BITS)) &
+      ((1 << HASH_BITS) - 1);
+    const insert = (i: number): void => {
+      if (i + 2 >= n) return;
+      const h = hashAt(i);
+      prev[i] = head[h] ?? -1;
+      head[h] = i;
+    };
+    let pos = 0;
+    while (pos < n) {
+      const posState = pos & POS_MASK;
+      // Longest match among the last CHAIN candidates.
+      let bestLen = 0;
+      let bestDist = 0;
+      if (pos + MIN_MATCH <= n) {
+        let cand = head[hashAt(pos)] ?? -1;
+        const limit = Math.min(MAX_MATCH, n - pos);
+        for (let k = 0; k < CHAIN && cand >= 0; k++) {
+          let l = 0;
+          while (l < limit && src[cand + l] === src[pos + l]) l++;
+          if (l > bestLen) {
+            bestLen = l;
+            bestDist = pos - cand - 1;
+            if (l === limit) break;
+          }
+          cand = prev[cand] ?? -1;
         }
       }
-      rep0 = bestDist;
-      state = state < 7 ? 7 : 10;
-      for (let i = 0; i < bestLen; i++) insert(pos + i);
-      pos += bestLen;
-      continue;
+      if (bestLen >= MIN_MATCH) {
+        rc.bit(isMatch, (state << 4) + posState, 1);
+        rc.bit(isRep, state, 0);
+        len.encode(rc, bestLen, posState);
+        const slot = distSlot(bestDist);
+        rc.tree(posSlot, Math.min(bestLen - 2, 3) * 64, 6, slot);
+        if (slot >= 4) {
+          const footer = (slot >>> 1) - 1;
+          const base = (2 | (slot & 1)) << footer;
+          const reduced = bestDist - base;
+          if (slot < 14) {
+            rc.reverse(special, base - slot - 1, footer, reduced);
+          } else {
+            rc.direct(reduced >>> 4, footer - 4);
+            rc.reverse(align, 0, 4, reduced & 15);
+          }
+        }
+        rep0 = bestDist;
+        state = state < 7 ? 7 : 10;
+        for (let i = 0; i < bestLen; i++) insert(pos + i);
+        pos += bestLen;
+        continue;
+      }
+      // A literal: plain after a literal, "matched" (against the byte at rep0) after a match.
+      rc.bit(isMatch, (state << 4) + posState, 0);
+      const prevByte = pos > 0 ? (src[pos - 1] ?? 0) : 0;
+      const base = 0x300 * (prevByte >>> (8 - LC));
+      const byte = src[pos] ?? 0;
+      if (state < 7) {
+        let sym = byte | 0x100;
+        do {
+          rc.bit(literal, base + (sym >>> 8), (sym >>> 7) & 1);
+          sym <<= 1;
+        } while (sym < 0x10000);
+      } else {
+        let matchByte = src[pos - rep0 - 1] ?? 0;
+        let offset = 0x100;
+        let sym = byte + 0x100;
+        do {
+          matchByte <<= 1;
+          const matchBit = matchByte & offset;
+          rc.bit(literal, base + offset + matchBit + (sym >>> 8), (sym >>> 7) & 1);
+          sym <<= 1;
+          offset &= ~(matchByte ^ sym);
+        } while (sym < 0x10000);
+      }
+      state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
+      insert(pos);
+      pos++;
     }
-    // A literal: plain after a literal, "matched" (against the byte at rep0) after a match.
-    rc.bit(isMatch, (state << 4) + posState, 0);
-    const prevByte = pos > 0 ? (src[pos - 1] ?? 0) : 0;
-    const base = 0x300 * (prevByte >>> (8 - LC));
-    const byte = src[pos] ?? 0;
-    if (state < 7) {
-      let sym = byte | 0x100;
-      do {
-        rc.bit(literal, base + (sym >>> 8), (sym >>> 7) & 1);
-        sym <<= 1;
-      } while (sym < 0x10000);
-    } else {
-      let matchByte = src[pos - rep0 - 1] ?? 0;
-      let offset = 0x100;
-      let sym = byte + 0x100;
-      do {
-        matchByte <<= 1;
-        const matchBit = matchByte & offset;
-        rc.bit(literal, base + offset + matchBit + (sym >>> 8), (sym >>> 7) & 1);
-        sym <<= 1;
-        offset &= ~(matchByte ^ sym);
-      } while (sym < 0x10000);
-    }
-    state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
-    insert(pos);
-    pos++;
+    rc.flush();
+    return rc.out.subarray(0, rc.length);
   }
-  rc.flush();
-  return rc.out;
 }
+
+const encoder = new LzmaEncoder();
 
 /** An xz stream (CRC32 check, one block, one LZMA2 chunk) holding src (at most 64 KiB). */
 export function xzEncode(src: Buffer): Buffer {
-  const lz = lzmaEncode(src);
+  const lz = encoder.encode(src);
   if (src.length === 0 || src.length > 65536 || lz.length > 65536) {
     throw new Error('xzEncode takes 1 byte to 64 KiB that compress to at most 64 KiB');
   }
   // Dictionary size byte: the smallest power-of-two-ish size holding src.
   let dictByte = 0;
   while ((2 | (dictByte & 1)) << ((dictByte >>> 1) + 11) < src.length) dictByte++;
-  const chunk = [
+  const head = Buffer.from([
     0xe0 | ((src.length - 1) >>> 16),
     ((src.length - 1) >>> 8) & 0xff,
     (src.length - 1) & 0xff,
     ((lz.length - 1) >>> 8) & 0xff,
     (lz.length - 1) & 0xff,
     PROPS,
-    ...lz,
-    0x00,
-  ];
+  ]);
   const parts: Buffer[] = [];
   const streamFlags = Buffer.from([0x00, 0x01]);
   const u32 = (v: number): Buffer => {
@@ -272,7 +308,7 @@ export function xzEncode(src: Buffer): Buffer {
   );
   const blockHeader = Buffer.from([2, 0x00, 0x21, 0x01, dictByte, 0, 0, 0]);
   parts.push(blockHeader, u32(crc32(blockHeader)));
-  const data = Buffer.from(chunk);
+  const data = Buffer.concat([head, lz, Buffer.from([0x00])]);
   parts.push(data);
   const pad = (4 - (data.length % 4)) % 4;
   parts.push(Buffer.alloc(pad), u32(crc32(src)));
