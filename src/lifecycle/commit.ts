@@ -109,6 +109,8 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
       expected: layerEntries,
+      // Only a copy in the layer form has its opaque dirs as whiteouts; else their marks must stay.
+      dropOverlayXattrs: lower !== undefined,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },

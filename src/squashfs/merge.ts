@@ -44,8 +44,15 @@ export function isWhiteout(inode: Inode): boolean {
 }
 
 export class OverlayMerge {
-  /** layers: bottom first, as the manifest lists them. */
-  constructor(readonly layers: readonly ImageTables[]) {}
+  /**
+   * layers: bottom first, as the manifest lists them. keepWhiteouts: take
+   * whiteouts as plain entries (rewriting one layer, whose whiteouts must
+   * stay whiteouts for the images it will be stacked on).
+   */
+  constructor(
+    readonly layers: readonly ImageTables[],
+    private readonly keepWhiteouts = false,
+  ) {}
 
   /**
    * Most directories exist in one layer only (the base): their listing is
@@ -59,7 +66,7 @@ export class OverlayMerge {
     let prev: Buffer | null = null;
     for (const e of t.entries(dir)) {
       const inode = t.entryInode(e);
-      if (isWhiteout(inode)) continue;
+      if (!this.keepWhiteouts && isWhiteout(inode)) continue;
       if (prev && Buffer.compare(prev, e.name) >= 0) sorted = false;
       prev = e.name;
       out.push({
@@ -124,7 +131,7 @@ export class OverlayMerge {
         }
         if (hidden.has(key)) continue;
         const inode = t.entryInode(e);
-        if (isWhiteout(inode)) {
+        if (!this.keepWhiteouts && isWhiteout(inode)) {
           hidden.add(key);
           continue;
         }

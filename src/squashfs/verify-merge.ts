@@ -43,11 +43,17 @@ export async function verifyMergedTables(
   output: string,
   keepXattr: (name: Buffer) => boolean,
   signal?: AbortSignal,
+  keepWhiteouts = false,
 ): Promise<VerifyMergeResult> {
   const out = await SquashfsImage.open(output);
   try {
     const outTables = await ImageTables.load(out);
-    return await new MergeVerifier(new OverlayMerge(inputs), outTables, keepXattr, signal).run();
+    return await new MergeVerifier(
+      new OverlayMerge(inputs, keepWhiteouts),
+      outTables,
+      keepXattr,
+      signal,
+    ).run();
   } finally {
     await out.close();
   }

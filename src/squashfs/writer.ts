@@ -35,6 +35,8 @@ export interface MergeImagesOptions {
   mtime?: number;
   /** Check the result against the inputs (see verifyMergedImage) before returning. */
   verify?: boolean;
+  /** Keep whiteouts as entries (rewriting a single layer) instead of applying them. */
+  keepWhiteouts?: boolean;
   /** Stops the work (its reason is thrown) at the next directory or block copied. */
   signal?: AbortSignal;
   /**
@@ -93,7 +95,13 @@ export async function writeMergedImage(
       if (opts.verify) {
         opts.onPhase?.('verify');
         const keep = opts.keepXattr ?? dropOverlayXattrs;
-        result.verified = await verifyMergedTables(tables, output, keep, opts.signal);
+        result.verified = await verifyMergedTables(
+          tables,
+          output,
+          keep,
+          opts.signal,
+          opts.keepWhiteouts ?? false,
+        );
       }
     } catch (e) {
       // Only a file this call created (it opens with O_EXCL) is removed.
@@ -190,7 +198,7 @@ class MergeWriter {
     private readonly tables: readonly ImageTables[],
     private readonly opts: MergeImagesOptions,
   ) {
-    this.merge = new OverlayMerge(tables);
+    this.merge = new OverlayMerge(tables, opts.keepWhiteouts ?? false);
     this.keepXattr = opts.keepXattr ?? dropOverlayXattrs;
   }
 
