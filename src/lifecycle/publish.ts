@@ -23,6 +23,7 @@ import {
   SquashfsFormatError,
   SquashfsImage,
   SquashfsUnsupportedError,
+  SquashfsWriteError,
   writeMergedImage,
 } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
@@ -183,7 +184,19 @@ async function withoutOverlayXattrs(image: string, store: string): Promise<void>
     await fsp.rename(out, image);
   } catch (e) {
     await fsp.rm(out, { force: true });
-    if (!(e instanceof SquashfsUnsupportedError)) throw e;
+    if (e instanceof SquashfsUnsupportedError) return;
+    if (e instanceof SquashfsWriteError || e instanceof SquashfsFormatError) {
+      throw new SquashtreeError(
+        'E_VERIFY',
+        `the layer could not be rewritten without the overlay's xattrs: ${e.message}`,
+        {
+          path: image,
+          hint: 'nothing was published; check the store (disk space, squashtree doctor) and try again',
+          cause: e,
+        },
+      );
+    }
+    throw e;
   }
 }
 

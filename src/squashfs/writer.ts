@@ -232,7 +232,7 @@ class MergeWriter {
       if (compOpts) {
         const head = Buffer.alloc(2);
         head.writeUInt16LE(compOpts.raw.length | 0x8000, 0);
-        await out.write(Buffer.concat([head, compOpts.raw]), 0, 2 + compOpts.raw.length, pos);
+        await writeAt(out, Buffer.concat([head, compOpts.raw]), pos);
         pos += 2 + compOpts.raw.length;
       }
       this.opts.onPhase?.('copy');
@@ -292,12 +292,11 @@ class MergeWriter {
       }
       let bytesUsed = pos;
       for (const c of chunks) {
-        await out.write(c, 0, c.length, bytesUsed);
+        await writeAt(out, c, bytesUsed);
         bytesUsed += c.length;
       }
       const padded = Math.ceil(bytesUsed / 4096) * 4096;
-      if (padded > bytesUsed)
-        await out.write(Buffer.alloc(padded - bytesUsed), 0, padded - bytesUsed, bytesUsed);
+      if (padded > bytesUsed) await writeAt(out, Buffer.alloc(padded - bytesUsed), bytesUsed);
 
       const newest = Math.max(...this.tables.map((t) => t.image.superblock.modificationTime));
       const flags =
@@ -328,7 +327,7 @@ class MergeWriter {
       s.writeBigUInt64LE(BigInt(directoryTableStart), 72);
       s.writeBigUInt64LE(BigInt(fragmentTableStart), 80);
       s.writeBigUInt64LE(BigInt(exportTableStart), 88);
-      await out.write(s, 0, SUPERBLOCK_SIZE, 0);
+      await writeAt(out, s, 0);
       const inputData = this.tables.reduce(
         (n, t) => n + (t.image.superblock.inodeTableStart - SUPERBLOCK_SIZE),
         0,
@@ -418,7 +417,7 @@ class MergeWriter {
     const raw = Buffer.concat(this.pendingFrag, this.pendingFragBytes);
     const packed = this.packData(raw);
     const body = packed ?? raw;
-    await this.out.write(body, 0, body.length, this.dataEnd);
+    await writeAt(this.out, body, this.dataEnd);
     const e = Buffer.alloc(16);
     e.writeBigUInt64LE(BigInt(this.dataEnd), 0);
     e.writeUInt32LE(body.length | (packed ? 0 : 1 << 24), 8);
@@ -535,7 +534,7 @@ class MergeWriter {
           const len = Math.min(COPY_CHUNK, n - off);
           this.opts.signal?.throwIfAborted();
           const buf = await t.image.readRaw(s + off, len, 'data block', this.copyBuffer);
-          await out.write(buf, 0, len, pos + off);
+          await writeAt(out, buf.subarray(0, len), pos + off);
           done += len;
           this.opts.onProgress?.(done, total);
         }
@@ -841,6 +840,20 @@ function encodeXattr(x: Xattr): Buffer | null {
     }
   }
   return null;
+}
+
+/**
+ * All of buf at pos. write(2) may write less than asked when the disk fills
+ * (the next call then fails with ENOSPC): a short write must never pass
+ * unnoticed.
+ */
+async function writeAt(fh: fsp.FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
+    if (bytesWritten <= 0) throw new Error(`write at ${pos + done} made no progress`);
+    done += bytesWritten;
+  }
 }
 
 function u64(v: number): Buffer {
