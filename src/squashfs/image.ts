@@ -646,32 +646,37 @@ export class SquashfsImage {
   /** Every fragment table entry: where its block lies and its size word (bit 24: stored uncompressed). */
   async fragmentEntries(): Promise<FragmentEntry[]> {
     this.check();
-    const table = this.fragmentTable;
-    if (!table) return [];
-    const at = this.superblock.fragmentTableStart ?? -1;
     const out: FragmentEntry[] = [];
-    for (let i = 0; i < table.count; i++) {
-      const e = await table.entry(i);
-      const start = readU64(e, 0, 'fragment table', at);
-      const word = e.readUInt32LE(8);
-      const size = word & 0xffffff;
-      if (word & 0xfe000000 || size === 0 || size > this.superblock.blockSize) {
-        throw new SquashfsFormatError(
-          'fragment table',
-          `fragment ${i} has invalid size word 0x${word.toString(16)}`,
-          at,
-        );
-      }
-      if (start + size > this.superblock.bytesUsed) {
-        throw new SquashfsFormatError(
-          'fragment table',
-          `fragment ${i} (${size} bytes at ${start}) lies outside the image`,
-          at,
-        );
-      }
-      out.push({ start, word });
-    }
+    const count = this.fragmentTable?.count ?? 0;
+    for (let i = 0; i < count; i++) out.push(await this.fragmentEntry(i));
     return out;
+  }
+
+  /** One fragment table entry, checked: a valid size word, a block inside the image. */
+  private async fragmentEntry(index: number): Promise<FragmentEntry> {
+    const table = this.fragmentTable;
+    const at = this.superblock.fragmentTableStart ?? -1;
+    if (!table)
+      throw new SquashfsFormatError('fragment table', 'the image has no fragment table', at);
+    const e = await table.entry(index);
+    const start = readU64(e, 0, 'fragment table', at);
+    const word = e.readUInt32LE(8);
+    const size = word & 0xffffff;
+    if (word & 0xfe000000 || size === 0 || size > this.superblock.blockSize) {
+      throw new SquashfsFormatError(
+        'fragment table',
+        `fragment ${index} has invalid size word 0x${word.toString(16)}`,
+        at,
+      );
+    }
+    if (start + size > this.superblock.bytesUsed) {
+      throw new SquashfsFormatError(
+        'fragment table',
+        `fragment ${index} (${size} bytes at ${start}) lies outside the image`,
+        at,
+      );
+    }
+    return { start, word };
   }
 
   /** A fragment block, decoded (the tails of small files, back to back). */
@@ -699,21 +704,8 @@ export class SquashfsImage {
   }
 
   private async loadFragment(index: number): Promise<Buffer> {
-    const table = this.fragmentTable;
-    const at = this.superblock.fragmentTableStart ?? -1;
-    if (!table)
-      throw new SquashfsFormatError('fragment table', 'the image has no fragment table', at);
-    const e = await table.entry(index);
-    const start = readU64(e, 0, 'fragment table', at);
-    const word = e.readUInt32LE(8);
+    const { start, word } = await this.fragmentEntry(index);
     const size = word & 0xffffff;
-    if (word & 0xfe000000 || size === 0 || size > this.superblock.blockSize) {
-      throw new SquashfsFormatError(
-        'fragment table',
-        `fragment ${index} has invalid size word 0x${word.toString(16)}`,
-        at,
-      );
-    }
     const raw = await this.reader.read(start, size, 'fragment block');
     return decodeBlock(
       this.decompressor,
