@@ -7,12 +7,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot } from '../helpers/env.js';
 import { initTree, parseJson } from '../helpers/setup.js';
 import { assertSameTree } from '../helpers/tree.js';
-import { BIN } from '../helpers/cli.js';
+import { asNobody } from '../helpers/cli.js';
 
 interface CompactJson {
   trees: {
@@ -64,27 +63,11 @@ describe('compact with the native writer', () => {
     // nobody needs to read the config and the store, nothing else.
     await fsp.chmod(f.sb.dir, 0o755);
     await fsp.chmod(f.sb.config, 0o644);
-    const pendingLike = spawnSync(
-      'setpriv',
-      [
-        '--reuid=65534',
-        '--regid=65534',
-        '--clear-groups',
-        process.execPath,
-        BIN,
-        '--config',
-        f.sb.config,
-        '--state-dir',
-        '/nonexistent/state',
-        'diff',
-        't',
-        '--generation',
-        gen,
-      ],
-      { encoding: 'utf8' },
-    );
+    const pendingLike = await asNobody(['diff', 't', '--generation', gen], f.sb.dir, {
+      config: f.sb.config,
+    });
     assert.equal(pendingLike.status, 0, pendingLike.stderr);
-    assert.deepEqual(pendingLike.stdout.trim().split('\n').sort(), [
+    assert.deepEqual(pendingLike.stdout.toString().trim().split('\n').sort(), [
       'A cat-one/pkg5/',
       'A cat-one/pkg5/Manifest',
       'A new-5.txt',

@@ -7,49 +7,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from '../helpers/cli.js';
+import { asNobody } from '../helpers/cli.js';
 
 const isRoot = process.geteuid?.() === 0;
-
-interface Result {
-  status: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** squashtree ARGS as uid/gid 65534, stdout kept as bytes. */
-function asNobody(args: string[], cwd: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'setpriv',
-      [
-        '--reuid=65534',
-        '--regid=65534',
-        '--clear-groups',
-        process.execPath,
-        BIN,
-        '--config',
-        '/nonexistent/squashtree.toml',
-        '--state-dir',
-        '/nonexistent/state',
-        ...args,
-      ],
-      { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
-    );
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ status: code ?? -1, stdout: Buffer.concat(out), stderr: err });
-    });
-  });
-}
 
 function sh(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -52,3 +52,46 @@ export function sqOk(sb: Sandbox) {
     return r;
   };
 }
+
+export interface BytesResult {
+  status: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/**
+ * squashtree ARGS as uid/gid 65534 (nobody), stdout kept as bytes. No
+ * config or state unless given: what a user without root reads alone.
+ */
+export function asNobody(
+  args: readonly string[],
+  cwd: string,
+  opts: { config?: string } = {},
+): Promise<BytesResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        BIN,
+        '--config',
+        opts.config ?? '/nonexistent/squashtree.toml',
+        '--state-dir',
+        '/nonexistent/state',
+        ...args,
+      ],
+      { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+    );
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ status: code ?? -1, stdout: Buffer.concat(out), stderr: err });
+    });
+  });
+}
