@@ -239,7 +239,6 @@ class MergeWriter {
       const copied = await this.copyData(out, pos);
       this.dataEnd = pos + copied;
       this.opts.onPhase?.('metadata');
-      pos += copied;
 
       this.inodeW = new MetadataWriter(comp);
       this.dirW = new MetadataWriter(comp);
