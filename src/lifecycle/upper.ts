@@ -5,7 +5,7 @@
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { walk, type Entry } from '../fs/walk.js';
-import { errnoCode } from '../errors.js';
+import { SquashtreeError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 
 export function signature(e: Entry): string {
@@ -106,12 +106,20 @@ export async function scanUpper(
   }
 }
 
-/** The upper kept changing under the walk: the caller decides (capture retries, then E_CAPTURE). */
-export class VanishedDuringScan extends Error {
+/**
+ * The upper kept changing under the walk. Capture retries on it; any other
+ * caller (the pending scan at the start of a commit, diff, status) reports
+ * it as the E_CAPTURE it is, never as an internal error.
+ */
+export class VanishedDuringScan extends SquashtreeError {
   constructor(
     readonly upperData: string,
     cause: unknown,
   ) {
-    super(`entries of ${upperData} kept vanishing while it was read`, { cause });
+    super('E_CAPTURE', `entries of ${upperData} kept vanishing while it was read`, {
+      path: upperData,
+      hint: 'a writer is busy in the tree; run the command again once it is done, or use squashtree run NAME -- COMMAND',
+      cause,
+    });
   }
 }
