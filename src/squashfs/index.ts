@@ -40,3 +40,4 @@ export { dropOverlayXattrs, isWhiteout } from './merge.js';
 export { diffTopLayer, type LayerChange } from './layer-diff.js';
 export { ImageTables } from './tables.js';
 export { OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';
+export { MERGE_METHOD, mergeEnvironment, type MergeSettings } from './recipe.js';
