@@ -74,15 +74,24 @@ export interface Registry {
   host: string;
   /** The registry's storage root (docker/registry/v2/... below it). */
   root: string;
+  /** Its config file (for garbage-collect). */
+  config: string;
   blobData(digest: string): string;
 }
 
-/** docker-registry on 127.0.0.1:<free port>, storage under `dir`; stopped in t.after. */
-export async function startRegistry(t: TestContext, dir: string): Promise<Registry> {
-  const root = join(dir, 'registry');
-  await fsp.mkdir(root, { recursive: true });
+/**
+ * docker-registry on 127.0.0.1:<free port>, storage under `dir`; stopped in
+ * t.after. Manifest deletes are allowed unless deleteEnabled is false.
+ */
+export async function startRegistry(
+  t: TestContext,
+  dir: string,
+  opts: { deleteEnabled?: boolean } = {},
+): Promise<Registry> {
   const port = await freePort();
-  const config = join(dir, 'registry.yml');
+  const root = join(dir, `registry-${port}`);
+  await fsp.mkdir(root, { recursive: true });
+  const config = join(dir, `registry-${port}.yml`);
   await fsp.writeFile(
     config,
     [
@@ -93,7 +102,7 @@ export async function startRegistry(t: TestContext, dir: string): Promise<Regist
       '  filesystem:',
       `    rootdirectory: ${root}`,
       '  delete:',
-      '    enabled: true',
+      `    enabled: ${opts.deleteEnabled === false ? 'false' : 'true'}`,
       'http:',
       `  addr: 127.0.0.1:${port}`,
       '',
@@ -131,6 +140,7 @@ export async function startRegistry(t: TestContext, dir: string): Promise<Regist
     port,
     host: `127.0.0.1:${port}`,
     root,
+    config,
     blobData: (digest) => {
       const hex = digest.replace('sha256:', '');
       return join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
