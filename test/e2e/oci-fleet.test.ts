@@ -126,6 +126,9 @@ describe('OCI registry: the fleet over eight days', { concurrency: false }, () =
       `mounted: ${sum(downB)} B (the last stop's compaction: ${last.bytesDownloaded} B): ${ratioB.toFixed(3)}x`,
       `offline on days 2-6: ${offlineCatchUp?.bytesDownloaded ?? 0} B on day 7 for ${sum(missed)} B of layers of days 2-7`,
     );
+    lines.push(
+      `offline catch-up: ${(offlineCatchUp?.images ?? []).map((i) => `${i.file} ${i.how}${i.inputs ? ` from ${i.inputs.map((x) => x.how).join(', ')}` : ''}`).join('; ')}`,
+    );
     for (const l of lines) {
       t.diagnostic(l);
       console.log(`# ${l}`);

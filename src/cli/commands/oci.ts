@@ -23,7 +23,7 @@ async function oneTree(ctx: CliContext, name: string | undefined) {
 function needRef(ref: string | undefined, cmd: string): string {
   if (!ref) {
     throw new SquashtreeError('E_USAGE', `${cmd} needs a registry reference`, {
-      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo${cmd === 'pull' ? ", or set pull-from in the tree's config" : ''}`,
+      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo, or set ${cmd === 'pull' ? 'pull-from' : 'publish-to'} in the tree's config`,
     });
   }
   return ref;
