@@ -101,8 +101,12 @@ export function request(
       agent: secure ? agents.https : agents.http,
       timeout: timeouts.connectMs,
     });
+    let response: http.IncomingMessage | undefined;
     const onAbort = (): void => {
-      cr.destroy(aborted(signal, phase));
+      // Once the headers are in, the body stream carries the reason to its reader.
+      const why = aborted(signal, phase);
+      if (response) response.destroy(why);
+      cr.destroy(why);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const done = (): void => {
@@ -125,7 +129,6 @@ export function request(
     cr.on('finish', () => {
       if (phase === 'send' || phase === 'connect') phase = 'headers';
     });
-    let response: http.IncomingMessage | undefined;
     cr.on('error', (e) => {
       // Once the headers are in, an error belongs to the body stream.
       if (response) response.destroy(asTransport(e, phase));

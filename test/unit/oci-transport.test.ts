@@ -185,4 +185,48 @@ describe('OCI downloads: resuming', () => {
     );
     await assert.rejects(fsp.stat(wrong), /ENOENT/, 'content that proved wrong is removed');
   });
+
+  it('an abort in the middle of a body stops the download at once and keeps what arrived', async (t) => {
+    let sent: () => void = () => undefined;
+    const half = new Promise<void>((r) => {
+      sent = r;
+    });
+    const port = await listen(t, (_req, res) => {
+      res.writeHead(200, { 'content-length': blob.length });
+      res.write(blob.subarray(0, 50_000), () => {
+        sent();
+      });
+    });
+    const ac = new AbortController();
+    const client = new RegistryClient(parseReference(`127.0.0.1:${port}/a/b`), {
+      plainHttp: true,
+      signal: ac.signal,
+      timeouts: { connectMs: 60_000, idleMs: 60_000 },
+    });
+    t.after(() => {
+      client.close();
+    });
+    const dest = join(await tmp(t), 'part');
+    let got = 0;
+    let reached: () => void = () => undefined;
+    const arrived = new Promise<void>((r) => {
+      reached = r;
+    });
+    const pending = client.downloadBlob(digest, blob.length, dest, {
+      resume: true,
+      onProgress: (n) => {
+        got = n;
+        if (n >= 50_000) reached();
+      },
+    });
+    await half;
+    await arrived;
+    ac.abort(new SquashtreeError('E_INTERRUPTED', 'interrupted by SIGINT'));
+    await assert.rejects(
+      pending,
+      (e: unknown) => e instanceof SquashtreeError && e.code === 'E_INTERRUPTED',
+    );
+    assert.equal(got, 50_000);
+    assert.equal((await fsp.stat(dest)).size, 50_000, 'the partial file stays for the next run');
+  });
 });
