@@ -173,4 +173,36 @@ describe('OCI registry: recipes a follower does not trust', { concurrency: false
     await assertSameTree(s.f.model, fo.tree, 'after the registry was repaired');
     await fo.ok('stop', 't');
   });
+
+  it('a builder that no longer holds the inputs (keep = 0) publishes the base without a recipe: followers download it', async (t) => {
+    if (!needRegistry(t)) return;
+    const f = await initTree(t, spec(), [], '[defaults]\nkeep = 0\n');
+    const reg = await startRegistry(t, f.sb.dir);
+    const ref = `${reg.host}/squashtree/t`;
+    const twin = new Twin(f.tree, f.model);
+    await f.ok('start', 't');
+    await twin.write('b.txt', 'beta\n');
+    await f.ok('stop', 't');
+    await publish(f.ok, ref);
+    const fo = await follower(t);
+    await pull(fo, ref);
+    await f.ok('start', 't');
+    await twin.write('c.txt', 'gamma\n');
+    await f.ok('stop', 't');
+    // The commit's layer went with its generation before anyone published it.
+    const pub = await publish(f.ok, ref);
+    assert.deepEqual(
+      pub.pushed.map((p) => [p.generation, p.recipes]),
+      [[4, 0]],
+    );
+    const r = await pull(fo, ref);
+    assert.deepEqual(
+      r.images.map((i) => [i.file, i.how]),
+      [['g000004-base.sqfs', 'downloaded']],
+    );
+    assert.match(r.images[0]?.reason ?? '', /no recipe/);
+    await fo.ok('start', 't');
+    await assertSameTree(f.model, fo.tree, 'after downloading a base without a recipe');
+    await fo.ok('stop', 't');
+  });
 });
