@@ -128,7 +128,7 @@ async function openForCheck(image: string): Promise<{ img: SquashfsImage; facts:
   return { img: await SquashfsImage.fromBuffer(bytes), facts: { bytes: bytes.length, sha256 } };
 }
 
-/** The same proof in process; a mount only for a compressor the reader lacks (lzo). */
+/** The same proof in process; a mount only for a compressor the reader lacks (lzma). */
 export async function verifyWithReader(
   image: string,
   source: string,
@@ -171,7 +171,7 @@ export async function verifyWithReader(
  * mksquashfs 4.5 cannot leave out: the SquashFS writer copies its blocks,
  * keeps its whiteouts as they are and checks the result against it. An
  * image without xattrs is left alone, and so is one the writer cannot read
- * (lzo: the xattrs then stay, which only a fuse reader notices).
+ * (lzma: the xattrs then stay, which only a fuse reader notices).
  */
 async function withoutOverlayXattrs(image: string, store: string): Promise<void> {
   const img = await SquashfsImage.open(image);
