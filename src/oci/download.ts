@@ -10,9 +10,17 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp, constants as C } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { SquashtreeError, errorMessage } from '../errors.js';
-import type { RegistryClient } from './client.js';
 import { digestMismatch } from './client-errors.js';
-import { discardBody } from './http.js';
+import { discardBody, type HttpResponse } from './http.js';
+
+/** What a download needs of the registry client. */
+export interface BlobReader {
+  readonly where: string;
+  /** GET the blob from byte `from` on (200: all of it, 206: the rest). */
+  openBlob(digest: string, from: number): Promise<HttpResponse>;
+  countBlobBytes(n: number): void;
+  bodyFailure(e: unknown, res: HttpResponse): SquashtreeError;
+}
 
 export interface DownloadOptions {
   /** Keep and continue a partial `dest` instead of requiring a new file. */
@@ -55,7 +63,7 @@ async function writeAll(fh: FileHandle, chunk: Uint8Array, at: number): Promise<
 }
 
 export async function downloadToFile(
-  client: RegistryClient,
+  client: BlobReader,
   digest: string,
   size: number,
   dest: string,
