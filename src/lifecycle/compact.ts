@@ -20,6 +20,7 @@ import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publ
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
+import { mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { mountStack, mountedLowerView } from './stack.js';
 import { join } from 'node:path';
@@ -125,7 +126,14 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
           reporter.step(what);
         },
       });
-      record = published.record;
+      // How a follower holding the inputs makes the same base (mergeAndPublish merges with these settings).
+      const ins = toPack.map((f) => m.images[f]).filter((r): r is ImageRecord => r !== undefined);
+      record = {
+        ...published.record,
+        ...(ins.length === toPack.length
+          ? { recipe: mergeRecipe(ins, { keepWhiteouts: false }) }
+          : {}),
+      };
     } catch (e) {
       if (!isWriterRefusal(e)) throw e;
       methodReason = errorMessage(e);
