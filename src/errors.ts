@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_CONFIG_KEY'
   | 'E_CONFIG_VALUE'
   | 'E_CONFIG_OVERLAP'
+  | 'E_CONFIG_MISSING'
   | 'E_NO_TREE'
   | 'E_TREE_EXISTS'
   | 'E_NOT_ROOT'

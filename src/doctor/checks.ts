@@ -26,6 +26,7 @@ import { layoutFor } from '../lifecycle/layout.js';
 import { superOption } from '../mount/mountinfo.js';
 import { portageAdvice } from '../integrations/portage.js';
 import { isWithin } from '../config/values.js';
+import type { ConfigSource } from '../config/source.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -315,6 +316,7 @@ export async function runDoctor(
   configPath: string,
   stateDir: string,
   storeRoot?: string,
+  configSource: ConfigSource = 'default',
 ): Promise<DoctorReport> {
   const checks: Check[] = [];
   checks.push(
@@ -356,14 +358,22 @@ export async function runDoctor(
   try {
     const cfg = await loadConfig(configPath, storeRoot);
     trees = cfg.trees;
-    checks.push(
-      ok(
-        'config',
-        cfg.exists
-          ? `${configPath}: ${trees.length} tree(s)`
-          : `${configPath} does not exist yet (squashtree init creates it)`,
-      ),
-    );
+    if (cfg.exists)
+      checks.push(
+        ok('config', `${configPath}: ${trees.length} tree${trees.length === 1 ? '' : 's'}`),
+      );
+    else if (configSource === 'default')
+      checks.push(ok('config', `${configPath} does not exist yet (squashtree init creates it)`));
+    else
+      // Given explicitly: a typo, or a config still to be written by init.
+      checks.push(
+        bad(
+          'config',
+          `${configPath} does not exist (given with ${configSource}); every other command refuses it`,
+          `check the path; squashtree init NAME --dir DIR --config ${configPath} creates it`,
+          'warn',
+        ),
+      );
   } catch (e) {
     checks.push(
       bad(

@@ -9,7 +9,7 @@ export const doctorCommand = defineCommand<DoctorReport>({
   name: 'doctor',
   summary: 'check kernel support, programs, the config and free space; each failure names its fix',
   run: async (ctx) => {
-    const report = await runDoctor(ctx.configPath, ctx.stateDir, ctx.storeRoot);
+    const report = await runDoctor(ctx.configPath, ctx.stateDir, ctx.storeRoot, ctx.configSource);
     return { data: report, ok: report.ok };
   },
   render: (r) =>

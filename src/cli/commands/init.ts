@@ -66,7 +66,7 @@ export const initCommand = defineCommand<InitResult>({
       }
       settings.engine = engine;
     }
-    const config = await ctx.loadConfig();
+    const config = await ctx.loadConfig({ create: true });
     // The image is mounted once to be checked: with whatever this machine can mount.
     const choice = await chooseEngine((engine ?? 'auto') as EngineSetting);
     const result = await withMounter(choice.mounter, () =>

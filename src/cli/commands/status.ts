@@ -48,7 +48,7 @@ export const statusCommand = defineCommand<StatusData>({
     'show each tree: mounted or not, generation, layers, sizes, pending changes, upper usage',
   args: '[trees...]',
   run: async (ctx, names) => {
-    const trees = await ctx.trees(names);
+    const trees = await ctx.trees(names, { allowNone: true });
     const out: TreeStatus[] = [];
     for (const t of trees) out.push(await t.status());
     return { data: { trees: out }, ok: true };
