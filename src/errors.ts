@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'E_NO_SPACE'
   | 'E_INTERRUPTED'
   | 'E_FOREIGN_FILE'
+  | 'E_FILE_EDITED'
   | 'E_SYSTEM'
   | 'E_OCI'
   | 'E_OCI_AUTH'
