@@ -5,6 +5,7 @@ import { chooseEngine, withMounter } from '../../mount/engine.js';
 import type { TreeTable } from '../../config/edit.js';
 import { SquashtreeError } from '../../errors.js';
 import { initTree, type InitResult } from '../../lifecycle/init.js';
+import { noEngineError } from '../../doctor/engine-fix.js';
 import { bytes, count, seconds } from '../format.js';
 import { makeReporter } from '../reporter.js';
 import { defineCommand } from '../spec.js';
@@ -68,7 +69,10 @@ export const initCommand = defineCommand<InitResult>({
     }
     const config = await ctx.loadConfig({ create: true });
     // The image is mounted once to be checked: with whatever this machine can mount.
-    const choice = await chooseEngine((engine ?? 'auto') as EngineSetting);
+    const setting = (engine ?? 'auto') as EngineSetting;
+    const choice = await chooseEngine(setting);
+    if (choice.rejected[choice.engine] !== undefined)
+      throw await noEngineError(`tree "${name ?? ''}"`, setting, choice);
     const result = await withMounter(choice.mounter, () =>
       initTree({
         config,
