@@ -13,7 +13,7 @@ export function missingConfig(path: string, source: ConfigSource): SquashtreeErr
     `the config ${path} (given with ${source}) does not exist`,
     {
       path,
-      hint: `check the path given with ${source}; squashtree init NAME --dir DIR --config ${path} creates it`,
+      hint: `check the path given with ${source}; squashtree --config ${path} init NAME --dir DIR creates it`,
     },
   );
 }

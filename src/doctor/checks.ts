@@ -214,7 +214,7 @@ export async function runDoctor(
         bad(
           'config',
           `${configPath} does not exist (given with ${configSource}); commands other than init refuse it`,
-          `check the path; squashtree init NAME --dir DIR --config ${configPath} creates it`,
+          `check the path; squashtree --config ${configPath} init NAME --dir DIR creates it`,
           'warn',
         ),
       );

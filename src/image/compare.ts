@@ -25,6 +25,8 @@ export interface CompareOptions {
    * different inode numbers for links made to a copied-up lower file.
    */
   ignoreHardlinks?: boolean;
+  /** Share of the content hashed so far, 0..1 (hashing is what takes the time). */
+  onProgress?: (fraction: number) => void;
 }
 
 export interface CompareResult {
@@ -100,14 +102,19 @@ export async function compareTrees(
     if (inos.size > 1) add(g[0]?.path ?? '', 'hard links not preserved');
   }
   if (opts.contents && diffs.length === 0) {
+    const total = bothFiles.reduce((n, [e]) => n + e.size, 0);
+    let done = 0;
     const bad = await mapLimit(bothFiles, 8, async ([e]) => {
       const [h1, h2] = await Promise.all([
         sha256File(fsPath(expectedRoot, e.path)),
         sha256File(fsPath(actualRoot, e.path)),
       ]);
+      done += e.size;
+      if (total > 0) opts.onProgress?.(done / total);
       return h1 === h2 ? undefined : e.path;
     });
     for (const p of bad) if (p !== undefined) add(p, 'content differs');
   }
+  opts.onProgress?.(1);
   return { differences: diffs, entries: exp.length, files, bytes };
 }

@@ -203,7 +203,9 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
         ({ files, bytes } = await checkIsBase(tmp, ctx.layout.verifyMount));
         if (req.removeSource) {
           req.reporter.step(`comparing the image with ${dir} before removing it`);
-          await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude);
+          await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude, (f) => {
+            req.reporter.progress('verifying', f);
+          });
         }
         const facts = await imageFacts(tmp);
         await publishFile(tmp, join(tree.store, file));
@@ -232,6 +234,9 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
         verifyMount: ctx.layout.verifyMount,
         onProgress: (f) => {
           req.reporter.progress('packing', f);
+        },
+        onVerifyProgress: (f) => {
+          req.reporter.progress('verifying', f);
         },
         onPhase: (p) => {
           if (p === 'verify')

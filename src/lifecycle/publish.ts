@@ -59,6 +59,8 @@ export interface PublishRequest {
   /** Rewrite the packed image without trusted.overlay.* xattrs (a layer; see whiteouts.ts). */
   dropOverlayXattrs?: boolean;
   onProgress?: (fraction: number) => void;
+  /** Progress of the comparison through a mount (init's, which hashes every file). */
+  onVerifyProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
 }
@@ -99,6 +101,7 @@ export async function verifyAgainst(
   source: string,
   mountPoint: string,
   exclude: readonly string[] = [],
+  onProgress?: (fraction: number) => void,
 ): Promise<CompareResult> {
   await checkMetadata(image);
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
@@ -108,6 +111,7 @@ export async function verifyAgainst(
     const result = await compareTrees(source, mountPoint, {
       contents: true,
       ...(skip ? { skip } : {}),
+      ...(onProgress ? { onProgress } : {}),
     });
     return requireMatch(result, image);
   } finally {
@@ -230,7 +234,13 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
             req.expected,
           )
         : {
-            compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
+            compare: await verifyAgainst(
+              tmp,
+              req.source,
+              req.verifyMount,
+              req.exclude,
+              req.onVerifyProgress,
+            ),
             facts: await imageFacts(tmp),
           };
     req.onPhase?.('publish');

@@ -43,6 +43,8 @@ export interface TreeStatus {
     current: boolean;
   }[];
   compression: string;
+  /** Old generations the store keeps for rollback (the config's keep). */
+  keep: number;
   /** The engine in use (or that start would use), why, and why not the others. */
   engine: { name: string; setting: string; reason: string; rejected: Record<string, string> };
 }
@@ -118,6 +120,7 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
       current: g.generation === m?.current,
     })),
     compression: tree.compression,
+    keep: tree.keep,
     engine: {
       name: ctx.engine?.engine ?? 'kernel',
       setting: tree.engine,

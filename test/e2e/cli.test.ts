@@ -124,6 +124,11 @@ describe('command line', () => {
     const r = await cli(['demo', '--packages', '15']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /identical to the expected tree/);
+    // One commit, one time (issue 14.14): the step's line and the summary agree.
+    const step = /commit: pack only the upper into a layer +(\d+) ms/.exec(r.stdout)?.[1];
+    const summary = /commit after the sync: (\d+) ms/.exec(r.stdout)?.[1];
+    assert.ok(step !== undefined && summary !== undefined, r.stdout);
+    assert.equal(summary, step);
     assert.deepEqual(
       mountsBelow('/tmp').filter((m) => m.includes('squashtree-demo')),
       [],

@@ -89,8 +89,11 @@ export const initCommand = defineCommand<InitResult>({
     return { data: result, ok: true };
   },
   render: (r) => {
+    // A ratio says something only when the image is the smaller: a tiny tree's image is mostly tables.
     const ratio =
-      r.bytes > 0 ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})` : '';
+      r.bytes > r.imageBytes
+        ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})`
+        : ` for ${bytes(r.bytes)} of data`;
     const lines = [
       `${r.tree}: ${r.adopted ? 'adopted' : 'packed'} ${count(r.files, 'file')} into ${bytes(r.imageBytes)}${ratio} in ${seconds(r.durationMs)}, verified`,
       `  store ${r.store}, config ${r.config}`,

@@ -13,6 +13,14 @@ function engineLine(e: TreeStatus['engine']): string {
   return `${e.name}${unusable ? ' - CANNOT WORK HERE' : ''} (${e.reason}${e.setting !== 'auto' ? `: engine = "${e.setting}"` : ''})${not.length ? `; not used: ${not.join('; ')}` : ''}`;
 }
 
+/** Newest first, the current one named, and what the others are for. */
+function generationsLine(s: TreeStatus): string {
+  const gens = [...s.generations].sort((a, b) => b.generation - a.generation);
+  const list = gens.map((g) => `${g.generation}${g.current ? ' (current)' : ''}`).join(', ');
+  const others = gens.length > 1 ? '; squashtree rollback --to N makes another current' : '';
+  return `generations: ${list}${others} (keep = ${s.keep}: the ${s.keep} newest besides the current are kept)`;
+}
+
 function renderOne(s: TreeStatus): string {
   const lines = [`${s.name}: ${s.state}${s.mounted ? ` on ${s.dir}` : ` (dir ${s.dir})`}`];
   if (s.generation === null) {
@@ -36,9 +44,7 @@ function renderOne(s: TreeStatus): string {
     lines.push(
       `  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`,
     );
-  lines.push(
-    `  generations kept: ${s.generations.map((g) => (g.current ? `[${g.generation}]` : String(g.generation))).join(' ')}`,
-  );
+  lines.push(`  ${generationsLine(s)}`);
   return lines.join('\n');
 }
 
