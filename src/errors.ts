@@ -116,7 +116,8 @@ export function errorMessage(e: unknown): string {
 }
 
 const ERRNO_HINTS: Record<string, string> = {
-  EACCES: 'permission denied: run squashtree as root (sudo)',
+  EACCES:
+    'permission denied: run squashtree as root (sudo), or as the owner of that path (stores and images are private to their owner)',
   EPERM: 'operation not permitted: run squashtree as root (sudo)',
   ENOSPC: 'no space left on that filesystem: free space, then try again (nothing was published)',
   EROFS: 'that filesystem is read-only',

@@ -7,6 +7,7 @@ import type { CommandSpec } from './spec.js';
 import { isAbsolute, resolve } from 'node:path';
 import { userPaths } from '../config/user-paths.js';
 import { missingConfig, type ConfigSource } from '../config/source.js';
+import { secureStore } from '../store/store.js';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
 
@@ -98,7 +99,10 @@ export function resolveGlobals(
       const config = await ctx.loadConfig();
       if (names.length === 0 && config.trees.length === 0 && opts.allowNone !== true)
         throw noTrees(config);
-      return selectTrees(config, names).map(
+      const selected = selectTrees(config, names);
+      // Stores of an older version were world-readable: any command naming the tree fixes that.
+      for (const t of selected) await secureStore(t.store);
+      return selected.map(
         (t) => new Tree(t, stateDirOf(), makeReporter({ quiet, tree: t.name }), wait),
       );
     },

@@ -13,10 +13,12 @@ export interface CliResult {
 
 export function cli(
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; input?: string; program?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    // `program` runs args as its own (a shell that sets a umask first, say), without BIN.
+    const argv = opts.program ? [...args] : [BIN, ...args];
+    const child = spawn(opts.program ?? process.execPath, argv, {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
