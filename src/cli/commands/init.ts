@@ -12,11 +12,15 @@ import { defineCommand } from '../spec.js';
 
 export const initCommand = defineCommand<InitResult>({
   name: 'init',
-  summary: 'add a tree to the config and build its first image from DIR (or adopt an image)',
+  summary:
+    'add a tree to the config and build its first image from DIR (or adopt an image, or a store whose config entry was lost)',
   args: '<name>',
   root: true,
   options: [
-    { flags: '--dir <dir>', description: 'the directory that holds the tree (required)' },
+    {
+      flags: '--dir <dir>',
+      description: 'the directory that holds the tree (required unless the config names the tree)',
+    },
     {
       flags: '--from-image <file>',
       description: 'adopt this SquashFS image instead of packing DIR',
@@ -35,11 +39,13 @@ export const initCommand = defineCommand<InitResult>({
   ],
   run: async (ctx, [name], o) => {
     const dirOpt = o.dir as string | undefined;
-    if (!dirOpt)
+    const config = await ctx.loadConfig({ create: true });
+    // A tree the config names already has its dir there.
+    if (!dirOpt && !config.trees.some((t) => t.name === name))
       throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', {
         hint: 'squashtree init NAME --dir /var/db/repos/gentoo',
       });
-    const dir = resolve(dirOpt);
+    const dir = dirOpt === undefined ? undefined : resolve(dirOpt);
     const settings: TreeTable = {};
     const comp = o.compression as string | undefined;
     if (comp !== undefined) {
@@ -67,7 +73,6 @@ export const initCommand = defineCommand<InitResult>({
       }
       settings.engine = engine;
     }
-    const config = await ctx.loadConfig({ create: true });
     // The image is mounted once to be checked: with whatever this machine can mount.
     const setting = (engine ?? 'auto') as EngineSetting;
     const choice = await chooseEngine(setting);
@@ -78,7 +83,7 @@ export const initCommand = defineCommand<InitResult>({
         config,
         stateDir: ctx.stateDir,
         name: name ?? '',
-        dir,
+        ...(dir !== undefined ? { dir } : {}),
         ...(o.fromImage ? { fromImage: resolve(o.fromImage as string) } : {}),
         settings,
         removeSource: Boolean(o.removeSource),
@@ -89,6 +94,12 @@ export const initCommand = defineCommand<InitResult>({
     return { data: result, ok: true };
   },
   render: (r) => {
+    if (r.adoptedStore)
+      return [
+        `${r.tree}: adopted the store ${r.store}: generation ${r.generation}, ${count(r.images, 'image')}, ${bytes(r.imageBytes)}; every image checked (size, sha256, metadata), nothing repacked`,
+        `  config ${r.config}`,
+        `  next: squashtree start ${r.tree}`,
+      ].join('\n');
     // A ratio says something only when the image is the smaller: a tiny tree's image is mostly tables.
     const ratio =
       r.bytes > r.imageBytes
