@@ -15,6 +15,7 @@ import { restoreConfig, withTree, writeConfig, type TreeTable } from '../config/
 import type { Config } from '../config/load.js';
 import { TREE_NAME, type TreeConfig } from '../config/schema.js';
 import { isWithin } from '../config/values.js';
+import { checkNotSystemDir } from '../config/system-paths.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
 import { checkMetadata, imageFacts } from '../image/check.js';
@@ -72,6 +73,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
   const configured = config.trees.find((t) => t.name === name);
   if (configured) {
     await checkConfigured(req, configured);
+    await checkTreePaths(configured);
     return buildFirstImage(req, configured, undefined, t0);
   }
   const dir = req.dir;
@@ -79,6 +81,8 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
     throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', {
       hint: `squashtree init ${name} --dir /var/db/repos/gentoo`,
     });
+  // Before the config is even drafted: `init --dir /proc` must not start packing the kernel's files.
+  await checkNotSystemDir(dir, 'dir');
   const table: TreeTable = { dir, ...req.settings };
   const edited = withTree(config.path, config.text, name, table, config.storeRoot);
   const trees = edited.trees;
@@ -89,6 +93,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
       hint: 'each tree needs its own dir',
     });
   }
+  await checkTreePaths(tree);
   if (await readManifest(tree.store)) {
     if (req.fromImage !== undefined || req.removeSource) {
       throw new SquashtreeError(
@@ -102,6 +107,13 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
     return adoptStore({ ...req, dir }, tree, edited.text, t0);
   }
   return buildFirstImage(req, tree, edited.text, t0);
+}
+
+/** The tree's dir, store and upper: none a system directory or on a pseudo filesystem. */
+async function checkTreePaths(tree: TreeConfig): Promise<void> {
+  await checkNotSystemDir(tree.dir, 'dir');
+  await checkNotSystemDir(tree.store, 'store');
+  if (tree.upper.kind === 'dir') await checkNotSystemDir(tree.upper.path, 'upper');
 }
 
 /**
