@@ -6,7 +6,7 @@
  */
 import { promises as fsp, constants as C } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
-import { fsPath, joinRel } from '../fs/paths.js';
+import { displayPath, fsPath, joinRel } from '../fs/paths.js';
 import { walk } from '../fs/walk.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { readMounts, topMountAt } from '../mount/mountinfo.js';
@@ -33,6 +33,28 @@ export async function checkDir(dir: string): Promise<void> {
       path: dir,
       hint: 'unmount it first; to move an old squash_portage setup over, see squashtree doctor',
     });
+  }
+}
+
+/**
+ * A char device 0:0 is how overlayfs marks a deletion: packed into a base
+ * it would hide its own name once the tree is mounted. Refused as an
+ * adopted image's whiteout is, naming the path.
+ */
+export async function refuseWhiteouts(dir: string, exclude: readonly string[]): Promise<void> {
+  const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
+  const entries = await walk(dir, exclude.length ? { skip } : {});
+  const wh = entries.find((e) => e.type === 'char' && e.rdev === 0);
+  if (wh) {
+    const path = `${dir}/${displayPath(wh.path)}`;
+    throw new SquashtreeError(
+      'E_SOURCE',
+      `${path} is a character device 0:0, which overlayfs takes for a whiteout: the entry would vanish from the tree`,
+      {
+        path,
+        hint: `remove it (rm '${path}') or move it out of the tree, then run init again; nothing was written`,
+      },
+    );
   }
 }
 

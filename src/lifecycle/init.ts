@@ -26,7 +26,7 @@ import { makeContext, packSettings, type Reporter } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
 import { fault } from './faults.js';
 import { adoptStore } from './init-adopt.js';
-import { checkDir, checkIsBase, copyIn, removeSource } from './init-source.js';
+import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
 import { packAndPublish, tempImagePath, verifyAgainst } from './publish.js';
 
 export interface InitRequest {
@@ -219,6 +219,8 @@ async function buildFirstImage(
         onVerifyProgress: (f) => {
           req.reporter.progress('verifying', f);
         },
+        // The source is walked while mksquashfs packs it: it costs no extra wall time.
+        besidePack: () => refuseWhiteouts(dir, tree.exclude),
         onPhase: (p) => {
           if (p === 'verify')
             req.reporter.step('verifying the image against the directory (every file)');

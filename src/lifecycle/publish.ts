@@ -63,6 +63,8 @@ export interface PublishRequest {
   onVerifyProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
+  /** A check of the source run beside mksquashfs; its failure stops the publish before the verify. */
+  besidePack?: () => Promise<void>;
 }
 
 export interface Published {
@@ -217,7 +219,8 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
-    const [packed, opaque] = await Promise.allSettled([packing, marks]);
+    const [packed, opaque, beside] = await Promise.allSettled([packing, marks, req.besidePack?.()]);
+    if (beside.status === 'rejected') throw beside.reason;
     if (packed.status === 'rejected') throw packed.reason;
     if (opaque.status === 'rejected') throw opaque.reason;
     if (req.dropOverlayXattrs) await withoutOverlayXattrs(tmp, req.store);
