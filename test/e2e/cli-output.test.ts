@@ -81,6 +81,34 @@ describe('command line output', { concurrency: false }, () => {
     assert.match(back.stdout, /generation 1 is current again \(was 2\)/);
   });
 
+  it('status says what the store holds and why: the current images, those kept for rollback (issue 14.13)', async (t) => {
+    if (!needRoot(t)) return;
+    const f = await initTree(t);
+    for (let i = 0; i < 3; i++) {
+      await f.ok('start', 't');
+      await fsp.writeFile(join(f.tree, `f${i}`), `${i}\n`.repeat(1000));
+      await f.ok('stop', 't');
+    }
+    const st = JSON.parse((await f.ok('status', 't', '--json')).stdout) as {
+      trees: {
+        storeBytes: number;
+        imageBytes: number;
+        storeUse: { currentBytes: number; rollbackBytes: number; rollbackGenerations: number[] };
+      }[];
+    };
+    const s = st.trees[0];
+    assert.ok(s);
+    assert.equal(s.storeUse.currentBytes, s.imageBytes);
+    assert.ok(s.storeUse.rollbackBytes > 0, 'older generations keep images of their own');
+    assert.equal(s.storeUse.rollbackGenerations.length, 2, 'keep = 2');
+    assert.equal(s.storeBytes, s.storeUse.currentBytes + s.storeUse.rollbackBytes);
+    const text = (await f.ok('status', 't')).stdout;
+    assert.match(text, /store: .* for the current generation/);
+    assert.match(text, /kept for rollback to generations? \d/);
+    assert.match(text, /keep = 2/);
+    assert.match(text, /keep = 0/);
+  });
+
   it('diff --json gives UTF-8 names as they are, and others with their bytes', async (t) => {
     if (!needRoot(t)) return;
     const f = await initTree(t);

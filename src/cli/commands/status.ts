@@ -18,7 +18,26 @@ function generationsLine(s: TreeStatus): string {
   const gens = [...s.generations].sort((a, b) => b.generation - a.generation);
   const list = gens.map((g) => `${g.generation}${g.current ? ' (current)' : ''}`).join(', ');
   const others = gens.length > 1 ? '; squashtree rollback --to N makes another current' : '';
-  return `generations: ${list}${others} (keep = ${s.keep}: the ${s.keep} newest besides the current are kept)`;
+  return `generations: ${list}${others}`;
+}
+
+/** What the store's bytes are for, and what keep trades. */
+function storeLines(s: TreeStatus): string[] {
+  const u = s.storeUse;
+  const gens = u.rollbackGenerations;
+  const parts = [`${bytes(u.currentBytes)} for the current generation`];
+  if (u.rollbackBytes > 0 || gens.length > 0)
+    parts.push(
+      `${bytes(u.rollbackBytes)} kept for rollback to generation${gens.length === 1 ? '' : 's'} ${gens.join(', ')}`,
+    );
+  if (u.unnamedBytes > 0)
+    parts.push(
+      `${bytes(u.unnamedBytes)} in images no generation names (the next commit deletes them)`,
+    );
+  return [
+    `  store: ${bytes(s.storeBytes)}: ${parts.join(', ')}`,
+    `    keep = ${s.keep} keeps ${s.keep === 1 ? 'the newest generation' : `the ${s.keep} newest generations`} besides the current for rollback; after a compaction each may hold an old base as big as the tree, so the store can reach ${s.keep + 1} times the image; keep = 0 keeps the current only`,
+  ];
 }
 
 function renderOne(s: TreeStatus): string {
@@ -45,6 +64,7 @@ function renderOne(s: TreeStatus): string {
       `  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`,
     );
   lines.push(`  ${generationsLine(s)}`);
+  lines.push(...storeLines(s));
   return lines.join('\n');
 }
 
