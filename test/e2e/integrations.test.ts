@@ -15,6 +15,7 @@ import { cli } from '../helpers/cli.js';
 import { initTree, parseJson, type StatusJson } from '../helpers/setup.js';
 import { generateRepo } from '../../src/corpus/portage.js';
 import { PORTAGE_RSYNC } from '../helpers/portage.js';
+import { missing, needProgram } from '../helpers/programs.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -48,7 +49,7 @@ describe('integrations', { concurrency: false }, () => {
         encoding: 'utf8',
       });
       assert.equal(r.status, 0, r.stdout);
-    } else t.diagnostic('shellcheck not installed: skipped');
+    } else t.diagnostic(`shellcheck check skipped: ${missing('shellcheck', 'shellcheck')}`);
     if (has('systemd-analyze')) {
       const units = [
         'squashtree.service',
@@ -59,7 +60,7 @@ describe('integrations', { concurrency: false }, () => {
         encoding: 'utf8',
       });
       assert.equal(r.status, 0, r.stdout + r.stderr);
-    } else t.diagnostic('systemd-analyze not installed: skipped');
+    } else t.diagnostic(`unit check skipped: ${missing('systemd-analyze', 'systemd')}`);
     // A file squashtree did not write is neither replaced nor removed.
     const foreign = join(root, 'etc/cron.d/squashtree');
     await fsp.writeFile(foreign, '# mine\n');
@@ -195,10 +196,7 @@ describe('integrations', { concurrency: false }, () => {
 
   it("portage's hard-link quarantine copies the whole tree into the upper; sync-allow-hardlinks = no does not", async (t) => {
     if (!needRoot(t)) return;
-    if (!has('rsync')) {
-      t.skip('rsync not installed');
-      return;
-    }
+    if (!needProgram(t, 'rsync', 'rsync')) return;
     const f = await initTree(t, {});
     // Replace the tiny fixture with a generated repository and a "tomorrow" copy.
     await f.ok('stop', 't');
