@@ -165,7 +165,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       () => compareTrees(expected, tree, { contents: true }),
       (c) =>
         c.differences.length === 0
-          ? `identical: ${c.entries} entries, every file hashed`
+          ? `identical: ${c.entries} entries, every file compared byte for byte`
           : `${c.differences.length} DIFFERENCES, first ${c.differences[0]?.path ?? ''}`,
     );
     await timed(

@@ -1,8 +1,8 @@
 /**
  * Compare two trees entry by entry: type, permissions, owner, size, mtime
  * (seconds, as SquashFS stores it), symlink target, device number, hard-link
- * structure and, optionally, content hashes. Used to prove that a new image
- * holds exactly what it was built from before it is published.
+ * structure and, optionally, contents (byte for byte). Used to prove that a
+ * new image holds exactly what it was built from before it is published.
  */
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';

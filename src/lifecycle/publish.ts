@@ -3,7 +3,7 @@
  * file in the store, prove it holds its source, record its sha256, fsync it
  * and only then rename it into place. The proof is either a mount (unsquashfs
  * checks the metadata, the kernel reads the image, and the trees are compared:
- * types, modes, owners, sizes, targets, content hashes) or, cheaper for the
+ * types, modes, owners, sizes, targets, contents byte for byte) or, cheaper for the
  * small layers a commit makes, the same comparison in process through the
  * native reader (src/image/match.ts), which also reads every metadata table
  * and data block on the way.
@@ -59,7 +59,7 @@ export interface PublishRequest {
   /** Rewrite the packed image without trusted.overlay.* xattrs (a layer; see whiteouts.ts). */
   dropOverlayXattrs?: boolean;
   onProgress?: (fraction: number) => void;
-  /** Progress of the comparison through a mount (init's, which hashes every file). */
+  /** Progress of the comparison through a mount (init's, which reads every file). */
   onVerifyProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;

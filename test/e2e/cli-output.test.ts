@@ -14,19 +14,14 @@ import { needRoot, sandbox } from '../helpers/env.js';
 import { sqOk } from '../helpers/cli.js';
 import { buildTree } from '../helpers/tree.js';
 import { initTree } from '../helpers/setup.js';
+import { needProgram } from '../helpers/programs.js';
 
 describe('command line output', { concurrency: false }, () => {
   it('man shows the formatted page on a terminal and the roff source through a pipe', async (t) => {
     const piped = await cli(['man']);
     assert.equal(piped.status, 0);
     assert.match(piped.stdout, /^\.TH SQUASHTREE 8/);
-    const hasTools = ['script', 'man'].every(
-      (p) => spawnSync('sh', ['-c', `command -v ${p}`]).status === 0,
-    );
-    if (!hasTools) {
-      t.skip('needs script (util-linux) and man (man-db) to give the CLI a terminal');
-      return;
-    }
+    if (!needProgram(t, 'script', 'bsdutils') || !needProgram(t, 'man', 'man-db')) return;
     // script(1) runs the CLI on a pseudo-terminal; MANPAGER=cat keeps man from waiting for keys.
     const tty = spawnSync('script', ['-qec', `${process.execPath} ${BIN} man`, '/dev/null'], {
       encoding: 'utf8',
