@@ -10,7 +10,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
-import { BIN, cli } from '../helpers/cli.js';
+import { cli, publicBin } from '../helpers/cli.js';
 import { buildTree } from '../helpers/tree.js';
 import { initTree } from '../helpers/setup.js';
 import { needFuse } from '../helpers/engines.js';
@@ -85,14 +85,18 @@ describe('doctor', { concurrency: false }, () => {
     const r = await cli(['--config', join(sb.dir, 'typo.toml'), '--state-dir', sb.state, 'doctor']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^warn config:/m);
-    assert.match(r.stdout, /^no check failed; 1 warning \(above\)$/m);
+    // Other warnings depend on the machine (fuse tools missing, say): the count must be theirs.
+    const warnings = r.stdout.split('\n').filter((l) => l.startsWith('warn ')).length;
+    assert.match(r.stdout, new RegExp(`^no check failed; ${warnings} warnings? \\(above\\)$`, 'm'));
     assert.doesNotMatch(r.stdout, /all checks passed/);
   });
 
   it('a user without $XDG_RUNTIME_DIR gets a report that names it, not a usage error (issue 14.12)', async (t) => {
     if (!needRoot(t)) return;
     const user = await makeUser(t);
-    const r = await user.sh(`unset XDG_RUNTIME_DIR; exec ${process.execPath} ${BIN} --json doctor`);
+    const r = await user.sh(
+      `unset XDG_RUNTIME_DIR; exec ${process.execPath} ${publicBin()} --json doctor`,
+    );
     assert.equal(r.status, 1, r.stdout + r.stderr);
     const d = JSON.parse(r.stdout) as Doctor;
     const state = d.checks.find((c) => c.check === 'state dir');

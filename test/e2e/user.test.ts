@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
-import { BIN, asNobody, sqOk } from '../helpers/cli.js';
+import { asNobody, publicBin, sqOk } from '../helpers/cli.js';
 import { buildTree, dumpXattrs, type Spec } from '../helpers/tree.js';
 import { compareTrees } from '../../src/image/compare.js';
 import { needFuse, setEngine } from '../helpers/engines.js';
@@ -138,7 +138,7 @@ describe('a user without root', { concurrency: false }, () => {
     const { tree } = await userTree(user);
     // umask 0 for the user's init: the store must not depend on it.
     const r = await user.sh(
-      `umask 000; exec ${process.execPath} ${BIN} init t --dir '${tree}' --quiet`,
+      `umask 000; exec ${process.execPath} ${publicBin()} init t --dir '${tree}' --quiet`,
     );
     assert.equal(r.status, 0, r.stderr);
     const store = join(user.home, '.local/share/squashtree/t');

@@ -13,7 +13,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, type CliResult } from './cli.js';
+import { publicBin, type CliResult } from './cli.js';
 
 export interface TestUser {
   name: string;
@@ -171,7 +171,7 @@ export async function makeUser(t: TestContext, opts: UserOptions = {}): Promise<
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
   const sq = (...args: string[]): Promise<CliResult> =>
-    collect(asUser([process.execPath, BIN, ...args]));
+    collect(asUser([process.execPath, publicBin(), ...args]));
   return {
     name,
     uid,
