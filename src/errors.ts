@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_CONFIG_KEY'
   | 'E_CONFIG_VALUE'
   | 'E_CONFIG_OVERLAP'
+  | 'E_CONFIG_MISSING'
   | 'E_NO_TREE'
   | 'E_TREE_EXISTS'
   | 'E_NOT_ROOT'
@@ -40,6 +41,7 @@ export type ErrorCode =
   | 'E_NO_SPACE'
   | 'E_INTERRUPTED'
   | 'E_FOREIGN_FILE'
+  | 'E_FILE_EDITED'
   | 'E_SYSTEM'
   | 'E_OCI'
   | 'E_OCI_AUTH'
@@ -118,7 +120,8 @@ export function errorMessage(e: unknown): string {
 }
 
 const ERRNO_HINTS: Record<string, string> = {
-  EACCES: 'permission denied: run squashtree as root (sudo)',
+  EACCES:
+    'permission denied: run squashtree as root (sudo), or as the owner of that path (stores and images are private to their owner)',
   EPERM: 'operation not permitted: run squashtree as root (sudo)',
   ENOSPC: 'no space left on that filesystem: free space, then try again (nothing was published)',
   EROFS: 'that filesystem is read-only',

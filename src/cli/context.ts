@@ -6,6 +6,8 @@ import { SquashtreeError } from '../errors.js';
 import type { CommandSpec } from './spec.js';
 import { isAbsolute, resolve } from 'node:path';
 import { userPaths } from '../config/user-paths.js';
+import { missingConfig, type ConfigSource } from '../config/source.js';
+import { secureStore } from '../store/store.js';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
 
@@ -20,6 +22,7 @@ export interface GlobalOptions {
 
 export interface CliContext {
   configPath: string;
+  configSource: ConfigSource;
   stateDir: string;
   /** --user, or not root: XDG paths and the fuse engine. */
   userMode: boolean;
@@ -28,8 +31,13 @@ export interface CliContext {
   json: boolean;
   quiet: boolean;
   waitSeconds: number;
-  loadConfig(): Promise<Config>;
-  trees(names: readonly string[]): Promise<Tree[]>;
+  /** The config; a missing one given explicitly is E_CONFIG_MISSING unless `create` (init writes it). */
+  loadConfig(opts?: { create?: boolean }): Promise<Config>;
+  /**
+   * The named trees, or all configured ones. None named and none configured
+   * is E_NO_TREE (a script must not pass doing nothing), unless `allowNone`.
+   */
+  trees(names: readonly string[], opts?: { allowNone?: boolean }): Promise<Tree[]>;
   /** Every command (for help-derived output: the man page, completions). */
   commands?: readonly CommandSpec[];
 }
@@ -45,8 +53,12 @@ export function resolveGlobals(
     let cached: ReturnType<typeof userPaths> | undefined;
     return () => (cached ??= userPaths(env));
   })();
+  // An empty SQUASHTREE_CONFIG counts as unset, as an empty Environment= line means in a unit.
+  const fromEnv = env.SQUASHTREE_CONFIG === '' ? undefined : env.SQUASHTREE_CONFIG;
+  const configSource: ConfigSource =
+    g.config !== undefined ? '--config' : fromEnv !== undefined ? 'SQUASHTREE_CONFIG' : 'default';
   const configPath = resolve(
-    g.config ?? env.SQUASHTREE_CONFIG ?? (userMode ? userConfigPath(env) : DEFAULT_CONFIG_PATH),
+    g.config ?? fromEnv ?? (userMode ? userConfigPath(env) : DEFAULT_CONFIG_PATH),
   );
   const stateRaw =
     g.stateDir ?? env.SQUASHTREE_STATE_DIR ?? (userMode ? undefined : DEFAULT_STATE_DIR);
@@ -68,6 +80,7 @@ export function resolveGlobals(
   let cached: Config | undefined;
   const ctx: CliContext = {
     configPath,
+    configSource,
     get stateDir() {
       return stateDirOf();
     },
@@ -76,18 +89,36 @@ export function resolveGlobals(
     json,
     quiet,
     waitSeconds: wait,
-    async loadConfig() {
+    async loadConfig(opts = {}) {
       cached ??= await loadConfig(configPath, storeRoot);
+      if (!cached.exists && configSource !== 'default' && opts.create !== true)
+        throw missingConfig(configPath, configSource);
       return cached;
     },
-    async trees(names) {
+    async trees(names, opts = {}) {
       const config = await ctx.loadConfig();
-      return selectTrees(config, names).map(
+      if (names.length === 0 && config.trees.length === 0 && opts.allowNone !== true)
+        throw noTrees(config);
+      const selected = selectTrees(config, names);
+      // Stores of an older version were world-readable: any command naming the tree fixes that.
+      for (const t of selected) await secureStore(t.store);
+      return selected.map(
         (t) => new Tree(t, stateDirOf(), makeReporter({ quiet, tree: t.name }), wait),
       );
     },
   };
   return ctx;
+}
+
+function noTrees(config: Config): SquashtreeError {
+  return new SquashtreeError(
+    'E_NO_TREE',
+    `no trees configured in ${config.path}${config.exists ? '' : ' (it does not exist)'}: nothing to act on`,
+    {
+      path: config.path,
+      hint: 'add one with squashtree init NAME --dir DIR, or name the config with --config FILE',
+    },
+  );
 }
 
 function userConfigPath(env: NodeJS.ProcessEnv): string {

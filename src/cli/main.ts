@@ -14,6 +14,7 @@ import { GLOBAL_OPTIONS, type CommandOutput, type CommandSpec } from './spec.js'
 import { COMMANDS } from './commands/index.js';
 
 import { VERSION } from './version.js';
+import { showWithMan } from './pager.js';
 import { preferUserEngines } from '../mount/engine.js';
 
 export { VERSION };
@@ -44,6 +45,11 @@ function printError(err: unknown, json: boolean): void {
   }
 }
 
+const HELP_FOOTER = `
+--json prints the result (or the error) as JSON on stdout; progress and messages go to stderr.
+Exit status: 0 success, 1 failure, 2 usage error. A failure names its code (E_BUSY, ...) and a hint.
+The whole manual: squashtree man.`;
+
 export function buildProgram(
   onRun: (
     spec: CommandSpec,
@@ -58,6 +64,9 @@ export function buildProgram(
     )
     .version(VERSION)
     .showHelpAfterError('(run squashtree --help for usage)')
+    // Subcommands copy these settings when they are made: every --help lists --json and the rest.
+    .configureHelp({ showGlobalOptions: true })
+    .addHelpText('afterAll', HELP_FOOTER)
     .exitOverride();
   for (const o of GLOBAL_OPTIONS) {
     const opt = new Option(o.flags, o.description);
@@ -139,7 +148,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (json) process.stdout.write(`${JSON.stringify(out.data, null, 2)}\n`);
     else {
       const text = spec.render(out.data);
-      if (text) process.stdout.write(`${text}\n`);
+      const shown = spec.roff === true && process.stdout.isTTY && (await showWithMan(`${text}\n`));
+      if (spec.roff === true && process.stdout.isTTY && !shown)
+        process.stderr.write(
+          'squashtree: man(1) could not show the page; this is its roff source\n',
+        );
+      if (text && !shown) process.stdout.write(`${text}\n`);
     }
     return out.exitCode ?? (out.ok ? 0 : 1);
   } catch (e) {

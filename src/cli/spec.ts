@@ -29,6 +29,8 @@ export interface CommandSpec<T = unknown> {
   root?: boolean | ((opts: Record<string, unknown>) => boolean);
   /** Left out of --help (internal entry points such as the portage hook). */
   hidden?: boolean;
+  /** The rendered text is a roff page: on a terminal it is shown with man(1). */
+  roff?: boolean;
   run(ctx: CliContext, args: string[], opts: Record<string, unknown>): Promise<CommandOutput<T>>;
   render(data: T): string;
 }

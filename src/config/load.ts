@@ -7,12 +7,11 @@ import { promises as fsp } from 'node:fs';
 import { normalize, isAbsolute, join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { SquashtreeError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
-import { parseReference } from '../oci/reference.js';
+import { SquashtreeError, errnoCode } from '../errors.js';
 import { LineLocator } from './locate.js';
+import { checkSettings, type Problem } from './check-settings.js';
 import {
   BUILTIN_DEFAULTS,
-  COMPRESSORS,
   TREE_NAME,
   fileSchema,
   type RawConfig,
@@ -20,14 +19,7 @@ import {
   type TreeConfig,
   type UpperConfig,
 } from './schema.js';
-import {
-  LEVEL_RANGE,
-  isPowerOfTwo,
-  isSafeRelative,
-  isWithin,
-  parseBytes,
-  parseTmpfsSize,
-} from './values.js';
+import { LEVEL_RANGE, isWithin, parseBytes, parseTmpfsSize } from './values.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/squashtree/squashtree.toml';
 export const DEFAULT_STORE_ROOT = '/var/lib/squashtree';
@@ -40,13 +32,6 @@ export interface Config {
   exists: boolean;
   text: string;
   trees: TreeConfig[];
-}
-
-interface Problem {
-  code: ErrorCode;
-  key: (string | number)[];
-  message: string;
-  hint: string;
 }
 
 function fail(file: string, locator: LineLocator | undefined, problems: Problem[]): never {
@@ -205,96 +190,6 @@ function resolveTrees(
   return trees;
 }
 
-function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): void {
-  const bad = (key: string, message: string, hint: string): void => {
-    problems.push({ code: 'E_CONFIG_VALUE', key: [...at, key], message, hint });
-  };
-  if (s['block-size'] !== undefined) {
-    const b = parseBytes(s['block-size']);
-    if (b === undefined || !isPowerOfTwo(b) || b < 4096 || b > 1024 * 1024) {
-      bad(
-        'block-size',
-        `block-size ${JSON.stringify(s['block-size'])} is not a power of two from 4K to 1M`,
-        'use one of "4K", "8K", ..., "128K", "1M"',
-      );
-    }
-  }
-  if (s['tmpfs-size'] !== undefined && parseTmpfsSize(s['tmpfs-size']) === undefined) {
-    bad(
-      'tmpfs-size',
-      `tmpfs-size ${JSON.stringify(s['tmpfs-size'])} is not a size`,
-      'write a size such as "2G", "512M" or "25%" (of RAM)',
-    );
-  }
-  if (s['compression-level'] !== undefined && s.compression !== undefined) {
-    const range = LEVEL_RANGE[s.compression];
-    const lvl = s['compression-level'];
-    if (!range)
-      bad(
-        'compression-level',
-        `${s.compression} takes no compression level`,
-        `remove compression-level or choose ${COMPRESSORS.filter((c) => LEVEL_RANGE[c]).join(', ')}`,
-      );
-    else if (lvl < range[0] || lvl > range[1])
-      bad(
-        'compression-level',
-        `level ${lvl} is outside ${range[0]}..${range[1]} for ${s.compression}`,
-        `use a level from ${range[0]} to ${range[1]}`,
-      );
-  }
-  for (const [i, ex] of (s.exclude ?? []).entries()) {
-    if (!isSafeRelative(ex.replace(/\/+$/, ''))) {
-      problems.push({
-        code: 'E_CONFIG_VALUE',
-        key: [...at, 'exclude', i],
-        message: `exclude entry ${JSON.stringify(ex)} must be a path relative to the tree, without ".."`,
-        hint: 'write paths such as "distfiles" or "metadata/md5-cache"',
-      });
-    }
-  }
-  for (const k of ['dir', 'store', 'upper'] as const) {
-    if (s[k]?.includes('\0')) bad(k, `${k} contains a NUL byte`, `fix the value of ${k}`);
-  }
-  if (s.upper !== undefined && s.upper !== 'tmpfs' && normalize(s.upper) === '/') {
-    bad(
-      'upper',
-      'upper must not be the root directory',
-      'choose a directory of its own, such as "/var/tmp/squashtree/NAME"',
-    );
-  }
-  if (s.upper !== undefined && s.upper !== 'tmpfs' && !isAbsolute(s.upper)) {
-    bad(
-      'upper',
-      `upper ${JSON.stringify(s.upper)} is neither "tmpfs" nor an absolute path`,
-      'write upper = "tmpfs" or an absolute directory such as "/var/tmp/squashtree/NAME"',
-    );
-  }
-  if (s['verify-key'] !== undefined && !isAbsolute(s['verify-key'])) {
-    bad(
-      'verify-key',
-      `verify-key ${JSON.stringify(s['verify-key'])} is not an absolute path`,
-      'write the absolute path of the public key file (PEM)',
-    );
-  }
-  checkPublishSettings(s, bad);
-  if (s.store !== undefined && !isAbsolute(s.store)) {
-    bad(
-      'store',
-      `store ${JSON.stringify(s.store)} is not an absolute path`,
-      'write an absolute path such as "/var/lib/squashtree/NAME"',
-    );
-  }
-  if (s.dir !== undefined && !isAbsolute(s.dir)) {
-    bad(
-      'dir',
-      `dir ${JSON.stringify(s.dir)} is not an absolute path`,
-      'write an absolute path such as "/var/db/repos/gentoo"',
-    );
-  } else if (s.dir !== undefined && normalize(s.dir) === '/') {
-    bad('dir', 'dir must not be the root directory', 'choose the directory of the tree itself');
-  }
-}
-
 function resolveTree(
   name: string,
   t: RawTree,
@@ -428,35 +323,4 @@ export function selectTrees(config: Config, names: readonly string[]): TreeConfi
     }
     return t;
   });
-}
-
-/** publish-to must name a repository (publish tags it itself); sign-key an absolute file. */
-function checkPublishSettings(
-  s: Partial<RawTree>,
-  bad: (key: string, message: string, hint: string) => void,
-): void {
-  const to = s['publish-to'];
-  if (to !== undefined) {
-    let why: string | undefined;
-    try {
-      const ref = parseReference(to);
-      if (ref.tag !== undefined || ref.digest !== undefined) why = 'it names a tag or digest';
-    } catch (e) {
-      why = errorMessage(e);
-    }
-    if (why !== undefined)
-      bad(
-        'publish-to',
-        `publish-to ${JSON.stringify(to)} is not a registry repository: ${why}`,
-        'write REGISTRY/REPOSITORY, for example "registry.example.org/gentoo/repo" (publish tags gen-N and latest itself)',
-      );
-  }
-  const key = s['sign-key'];
-  if (key !== undefined && !isAbsolute(key)) {
-    bad(
-      'sign-key',
-      `sign-key ${JSON.stringify(key)} is not an absolute path`,
-      'write the absolute path of the private key file (squashtree key generate writes one)',
-    );
-  }
 }

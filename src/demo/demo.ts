@@ -130,6 +130,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       () => t.commit(),
       (r) => `${r.pendingFiles} changes in a ${(r.layerBytes / 1024).toFixed(0)} KiB layer`,
     );
+    // One commit, one time: what the step took as the user waited for it (lock and all).
+    const commitMs = steps[steps.length - 1]?.ms ?? commit.durationMs;
     const full = await timed(
       'for comparison: a full re-pack of the tree (the old recipe)',
       async () => {
@@ -146,7 +148,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
         return performance.now() - t0;
       },
       (ms) =>
-        `commit took ${Math.round(commit.durationMs)} ms against ${Math.round(ms)} ms for a full mksquashfs`,
+        `commit took ${Math.round(commitMs)} ms against ${Math.round(ms)} ms for a full mksquashfs`,
     );
     await timed(
       'stop',
@@ -163,7 +165,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       () => compareTrees(expected, tree, { contents: true }),
       (c) =>
         c.differences.length === 0
-          ? `identical: ${c.entries} entries, every file hashed`
+          ? `identical: ${c.entries} entries, every file compared byte for byte`
           : `${c.differences.length} DIFFERENCES, first ${c.differences[0]?.path ?? ''}`,
     );
     await timed(
@@ -179,7 +181,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       treeBytes: diskBefore,
       imageBytes: init.imageBytes,
       layerBytes: commit.layerBytes,
-      commitMs: commit.durationMs,
+      commitMs,
       fullRepackMs: full,
       identical: cmp.differences.length === 0 && st.generation === 2,
       cleanedUp: await cleanup(work, opts.keep).then(() => (cleanedUp = true)),

@@ -11,7 +11,6 @@ import { loadConfig } from '../config/load.js';
 import type { Compressor, TreeConfig } from '../config/schema.js';
 import { SquashtreeError, errorMessage } from '../errors.js';
 import { run } from '../exec/run.js';
-import { checkOwnedDir } from '../fs/secure.js';
 import { mountOverlay, mountSquashfs, unmount } from '../mount/mount.js';
 import {
   ENGINES,
@@ -22,32 +21,14 @@ import {
   withMounter,
 } from '../mount/engine.js';
 import { mountsUnder, readMounts } from '../mount/mountinfo.js';
-import { layoutFor } from '../lifecycle/layout.js';
-import { superOption } from '../mount/mountinfo.js';
 import { portageAdvice } from '../integrations/portage.js';
-import { isWithin } from '../config/values.js';
+import type { ConfigSource } from '../config/source.js';
+import { engineFix } from './engine-fix.js';
+import { oldRecipe } from './old-recipe.js';
+import { treeChecks } from './tree-checks.js';
+import { bad, ok, type Check, type DoctorReport } from './verdict.js';
 
-export type Verdict = 'ok' | 'warn' | 'fail';
-
-export interface Check {
-  check: string;
-  verdict: Verdict;
-  detail: string;
-  fix?: string;
-}
-
-export interface DoctorReport {
-  ok: boolean;
-  checks: Check[];
-}
-
-const ok = (check: string, detail: string): Check => ({ check, verdict: 'ok', detail });
-const bad = (check: string, detail: string, fix: string, verdict: Verdict = 'fail'): Check => ({
-  check,
-  verdict,
-  detail,
-  fix,
-});
+export type { Check, DoctorReport, Verdict } from './verdict.js';
 
 async function fsSupported(name: string): Promise<boolean> {
   const text = await fsp.readFile('/proc/filesystems', 'utf8');
@@ -144,148 +125,6 @@ async function mountProbeWith(comp: Compressor, kind: 'kernel' | 'fuse'): Promis
   }
 }
 
-async function freeSpace(
-  label: string,
-  path: string,
-  wantBytes: number,
-  fix: string,
-): Promise<Check> {
-  let p = path;
-  for (;;) {
-    try {
-      const s = await fsp.statfs(p);
-      const free = s.bavail * s.bsize;
-      const detail = `${(free / 2 ** 30).toFixed(1)} GiB free at ${p}`;
-      return free >= wantBytes
-        ? ok(label, detail)
-        : bad(
-            label,
-            `${detail}, want at least ${(wantBytes / 2 ** 20).toFixed(0)} MiB`,
-            fix,
-            'warn',
-          );
-    } catch {
-      const parent = p.replace(/\/[^/]*$/, '') || '/';
-      if (parent === p) return bad(label, `cannot stat ${path}`, fix, 'warn');
-      p = parent;
-    }
-  }
-}
-
-async function treeChecks(tree: TreeConfig, stateDir: string): Promise<Check[]> {
-  const out: Check[] = [];
-  const t = `tree ${tree.name}`;
-  try {
-    const st = await fsp.stat(tree.dir);
-    out.push(
-      st.isDirectory()
-        ? ok(`${t}: dir`, tree.dir)
-        : bad(`${t}: dir`, `${tree.dir} is not a directory`, 'fix dir in the config'),
-    );
-  } catch {
-    out.push(bad(`${t}: dir`, `${tree.dir} does not exist`, `mkdir -p ${tree.dir}`));
-  }
-  out.push(
-    await freeSpace(
-      `${t}: store space`,
-      tree.store,
-      256 << 20,
-      `free space on the filesystem of ${tree.store}, or move the store`,
-    ),
-  );
-  const engine = await chooseEngine(tree.engine);
-  const engineWhy = engine.rejected[engine.engine];
-  const passed = Object.entries(engine.rejected)
-    .filter(([e]) => e !== engine.engine)
-    .map(([e, why]) => `${e}: ${why}`);
-  out.push(
-    engineWhy === undefined
-      ? ok(
-          `${t}: engine`,
-          `${engine.engine} (${engine.reason})${passed.length ? `; not ${passed.join('; not ')}` : ''}`,
-        )
-      : bad(
-          `${t}: engine`,
-          `engine = "${tree.engine}" cannot work here: ${engineWhy}`,
-          'set engine = "auto" in the tree\'s table, or fix what the engine needs',
-        ),
-  );
-  const layout = layoutFor(stateDir, tree);
-  if (tree.upper.kind === 'dir') {
-    out.push(
-      await freeSpace(
-        `${t}: upper space`,
-        tree.upper.path,
-        256 << 20,
-        `free space on the filesystem of ${tree.upper.path}`,
-      ),
-    );
-  } else {
-    try {
-      const s = await fsp.statfs(layout.upperRoot);
-      const used = (s.blocks - s.bfree) * s.bsize;
-      const full = s.bavail === 0 || s.ffree === 0;
-      const detail = `${(used / 2 ** 20).toFixed(1)} of ${((s.blocks * s.bsize) / 2 ** 20).toFixed(0)} MiB, ${s.files - s.ffree}/${s.files} inodes used`;
-      out.push(
-        full
-          ? bad(
-              `${t}: tmpfs upper`,
-              `FULL: ${detail}`,
-              'commit, then restart the tree to empty the upper, or raise tmpfs-size',
-            )
-          : ok(`${t}: tmpfs upper`, detail),
-      );
-    } catch {
-      out.push(ok(`${t}: tmpfs upper`, `size ${tree.upper.size} (not mounted now)`));
-    }
-  }
-  try {
-    await checkOwnedDir(layout.runtime, 0o700);
-    out.push(ok(`${t}: state dir`, layout.runtime));
-  } catch (e) {
-    if (e instanceof SquashtreeError) out.push(bad(`${t}: state dir`, e.message, e.hint ?? ''));
-    else out.push(ok(`${t}: state dir`, `${layout.runtime} (created on first start)`));
-  }
-  return out;
-}
-
-/**
- * The recipe squashtree replaces: a squashfs image mounted read-only and an
- * overlay on the repository whose upper lives in /dev/shm. Moving over must
- * not lose the changes pending in that upper, so the steps pack the merged
- * view first.
- */
-async function oldRecipe(stateDir: string): Promise<Check[]> {
-  const mounts = await readMounts();
-  const out: Check[] = [];
-  for (const m of mounts) {
-    if (m.fstype !== 'overlay') continue;
-    const upper = superOption(m, 'upperdir') ?? '';
-    if (isWithin(upper, stateDir) || !upper) continue;
-    const lowers = (superOption(m, 'lowerdir') ?? '').split(':');
-    const onSquashfs = lowers.some((l) =>
-      mounts.some((x) => x.fstype === 'squashfs' && x.mountPoint === l),
-    );
-    if (!onSquashfs && !upper.startsWith('/dev/shm')) continue;
-    const dir = m.mountPoint;
-    out.push(
-      bad(
-        'old squash_portage-style mount',
-        `${dir} is an overlay on a SquashFS image with its upper in ${upper} (not managed by squashtree)`,
-        [
-          'to move over without losing its pending changes:',
-          `1. stop writers (no emerge --sync now), then pack the merged view: mksquashfs ${dir} /var/tmp/squashtree-migrate.sqfs -noappend -xattrs`,
-          '2. stop and disable the old service (its own re-squash is no longer needed), so the overlay and image are unmounted',
-          `3. squashtree init NAME --dir ${dir} --from-image /var/tmp/squashtree-migrate.sqfs`,
-          '4. squashtree install openrc (or systemd) and squashtree install portage, then squashtree start NAME',
-        ].join('\n        '),
-        'warn',
-      ),
-    );
-  }
-  return out;
-}
-
 /** Each engine: usable here or why not; the first usable one is what "auto" picks. */
 async function engineChecks(): Promise<Check[]> {
   const out: Check[] = [];
@@ -299,11 +138,7 @@ async function engineChecks(): Promise<Check[]> {
         : bad(
             `engine: ${e}`,
             why,
-            e === 'kernel'
-              ? 'run as root on a kernel with squashfs, overlay and loop (or use the fuse engine)'
-              : e === 'fuse'
-                ? 'apt-get install squashfuse fuse-overlayfs fuse3 (Gentoo: sys-fs/squashfuse sys-fs/fuse-overlayfs); /dev/fuse must be mode 0666'
-                : 'install squashfuse, or run as root',
+            await engineFix(e),
             auto.rejected[auto.engine] === undefined ? 'warn' : 'fail',
           ),
     );
@@ -313,10 +148,21 @@ async function engineChecks(): Promise<Check[]> {
 
 export async function runDoctor(
   configPath: string,
-  stateDir: string,
+  /** The state dir, or why there is none (a user without $XDG_RUNTIME_DIR): a finding, not a refusal. */
+  state: string | Error,
   storeRoot?: string,
+  configSource: ConfigSource = 'default',
 ): Promise<DoctorReport> {
   const checks: Check[] = [];
+  const stateDir = typeof state === 'string' ? state : undefined;
+  if (typeof state !== 'string')
+    checks.push(
+      bad(
+        'state dir',
+        errorMessage(state),
+        state instanceof SquashtreeError && state.hint ? state.hint : 'give --state-dir DIR',
+      ),
+    );
   checks.push(
     isRoot()
       ? ok('running as root', 'yes')
@@ -356,14 +202,22 @@ export async function runDoctor(
   try {
     const cfg = await loadConfig(configPath, storeRoot);
     trees = cfg.trees;
-    checks.push(
-      ok(
-        'config',
-        cfg.exists
-          ? `${configPath}: ${trees.length} tree(s)`
-          : `${configPath} does not exist yet (squashtree init creates it)`,
-      ),
-    );
+    if (cfg.exists)
+      checks.push(
+        ok('config', `${configPath}: ${trees.length} tree${trees.length === 1 ? '' : 's'}`),
+      );
+    else if (configSource === 'default')
+      checks.push(ok('config', `${configPath} does not exist yet (squashtree init creates it)`));
+    else
+      // Given explicitly: a typo, or a config still to be written by init.
+      checks.push(
+        bad(
+          'config',
+          `${configPath} does not exist (given with ${configSource}); commands other than init refuse it`,
+          `check the path; squashtree --config ${configPath} init NAME --dir DIR creates it`,
+          'warn',
+        ),
+      );
   } catch (e) {
     checks.push(
       bad(

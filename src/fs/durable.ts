@@ -58,8 +58,13 @@ export async function writeFileAtomic(
   await fsyncDir(dirname(path));
 }
 
-/** Publish a finished temp file under its final name: fsync file, rename, fsync dir. */
-export async function publishFile(tmp: string, finalPath: string): Promise<void> {
+/**
+ * Publish a finished temp file under its final name: fsync file, rename,
+ * fsync dir. What is published is an image, so by default only its owner
+ * may read it, whatever the umask was when it was written.
+ */
+export async function publishFile(tmp: string, finalPath: string, mode = 0o600): Promise<void> {
+  await fsp.chmod(tmp, mode);
   await fsyncPath(tmp);
   await fsp.rename(tmp, finalPath);
   await fsyncDir(dirname(finalPath));

@@ -49,3 +49,23 @@ function escapeByte(b: number): string {
   if (b === 0x5c) return '\\\\';
   return `\\x${b.toString(16).padStart(2, '0')}`;
 }
+
+/**
+ * A binary relative path as JSON shows it: the text itself where the bytes
+ * are UTF-8 (any character, JSON escapes what it must); otherwise the
+ * display form (\xHH for each byte that is not UTF-8, \\ for a backslash)
+ * and the exact bytes in base64, as inspect --json gives them.
+ */
+export function jsonPath(rel: string): { path: string; pathBase64?: string } {
+  const buf = Buffer.from(rel, 'latin1');
+  const text = buf.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(buf)) return { path: text };
+  return { path: displayPath(rel), pathBase64: buf.toString('base64') };
+}
+
+/** The binary relative path back from jsonPath's form. */
+export function fromJsonPath(p: { path: string; pathBase64?: string }): string {
+  return p.pathBase64 !== undefined
+    ? Buffer.from(p.pathBase64, 'base64').toString('latin1')
+    : Buffer.from(p.path, 'utf8').toString('latin1');
+}

@@ -16,6 +16,8 @@ export interface Entry {
   uid: number;
   gid: number;
   size: number;
+  /** Bytes the file takes on its filesystem (st_blocks * 512): far below size for a sparse file. */
+  allocated?: number;
   mtimeNs: bigint;
   ctimeNs: bigint;
   ino: bigint;
@@ -52,6 +54,7 @@ export function describeSync(root: string, rel: string): Entry {
     uid: Number(st.uid),
     gid: Number(st.gid),
     size: Number(st.size),
+    allocated: Number(st.blocks) * 512,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     ino: st.ino,

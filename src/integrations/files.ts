@@ -2,8 +2,12 @@
  * Writing and removing generated files (init scripts, units, hooks). Every
  * file carries a marker line; install overwrites only files that carry it
  * (or with --force), uninstall removes only files that carry it, so a
- * user's own file is never touched by accident.
+ * user's own file is never touched by accident. The last line seals the
+ * file with the sha256 of what install wrote: a file the admin edited keeps
+ * the marker but breaks the seal, and is then neither replaced nor removed
+ * without --force.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SquashtreeError, errnoCode } from '../errors.js';
@@ -20,6 +24,36 @@ export interface GeneratedFile {
 
 export type FileAction =
   'created' | 'updated' | 'unchanged' | 'replaced' | 'removed' | 'absent' | 'kept-foreign';
+
+const SEAL = '# squashtree-sha256: ';
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** The content with its seal line appended. */
+export function seal(content: string): string {
+  const body = content.endsWith('\n') ? content : `${content}\n`;
+  return `${body}${SEAL}${sha256(body)}\n`;
+}
+
+/** 'intact' or 'edited' by its seal; 'unsealed' for files written before seals were added. */
+export function sealState(text: string): 'intact' | 'edited' | 'unsealed' {
+  const at = text.lastIndexOf(`\n${SEAL}`);
+  if (at < 0) return 'unsealed';
+  const body = text.slice(0, at + 1);
+  const line = text.slice(at + 1 + SEAL.length).trim();
+  return line === sha256(body) ? 'intact' : 'edited';
+}
+
+function editedError(target: string, verb: 'replace' | 'remove'): SquashtreeError {
+  return new SquashtreeError(
+    'E_FILE_EDITED',
+    `${target} was edited after squashtree install wrote it; not going to ${verb} it`,
+    {
+      path: target,
+      hint: `keep your change in the squashtree config (or a copy elsewhere), then pass --force to ${verb} it`,
+    },
+  );
+}
 
 export interface FileOutcome {
   path: string;
@@ -45,12 +79,14 @@ export async function writeGenerated(
   const plans: { file: GeneratedFile; target: string; action: FileAction }[] = [];
   for (const file of files) {
     const target = join(root, file.path);
+    const content = seal(file.content);
     const old = await readIfExists(target);
     let action: FileAction = 'created';
     if (old !== undefined) {
-      if (old === file.content) action = 'unchanged';
-      else if (old.includes(MARKER)) action = 'updated';
+      if (old === content) action = 'unchanged';
+      else if (old.includes(MARKER) && sealState(old) !== 'edited') action = 'updated';
       else if (force) action = 'replaced';
+      else if (old.includes(MARKER)) throw editedError(target, 'replace');
       else {
         throw new SquashtreeError(
           'E_FOREIGN_FILE',
@@ -62,7 +98,7 @@ export async function writeGenerated(
         );
       }
     }
-    plans.push({ file, target, action });
+    plans.push({ file: { ...file, content }, target, action });
   }
   for (const p of plans) {
     if (p.action === 'unchanged') continue;
@@ -86,19 +122,20 @@ export async function writeGenerated(
 export async function removeGenerated(
   root: string,
   paths: readonly string[],
+  force = false,
 ): Promise<FileOutcome[]> {
-  const out: FileOutcome[] = [];
+  // Check every file first, so a refusal leaves the target whole.
+  const plans: FileOutcome[] = [];
   for (const path of paths) {
     const target = join(root, path);
     const old = await readIfExists(target);
-    if (old === undefined) out.push({ path: target, action: 'absent' });
-    else if (!old.includes(MARKER)) out.push({ path: target, action: 'kept-foreign' });
-    else {
-      await fsp.rm(target, { force: true });
-      out.push({ path: target, action: 'removed' });
-    }
+    if (old === undefined) plans.push({ path: target, action: 'absent' });
+    else if (!old.includes(MARKER)) plans.push({ path: target, action: 'kept-foreign' });
+    else if (sealState(old) === 'edited' && !force) throw editedError(target, 'remove');
+    else plans.push({ path: target, action: 'removed' });
   }
-  return out;
+  for (const p of plans) if (p.action === 'removed') await fsp.rm(p.path, { force: true });
+  return plans;
 }
 
 /** How generated scripts call this very installation of squashtree. */

@@ -13,6 +13,7 @@ import {
 import { openrcFiles, OPENRC_PATH } from './openrc.js';
 import {
   applyHardlinkFix,
+  checkHardlinkFixRemovable,
   hardlinkFix,
   hookFiles,
   HOOK_PATH,
@@ -125,8 +126,13 @@ export interface UninstallResult {
   settings: string[];
 }
 
-export async function uninstall(target: Target, root: string): Promise<UninstallResult> {
-  const files = await removeGenerated(root, PATHS[target]);
+export async function uninstall(
+  target: Target,
+  root: string,
+  force = false,
+): Promise<UninstallResult> {
+  if (target === 'portage') await checkHardlinkFixRemovable(root, force);
+  const files = await removeGenerated(root, PATHS[target], force);
   const settings = target === 'portage' ? await removeHardlinkFix(root) : [];
   return { target, files, settings };
 }

@@ -6,10 +6,18 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join, normalize } from 'node:path';
-import { errnoCode } from '../errors.js';
+import { SquashtreeError, errnoCode } from '../errors.js';
 import { isWithin } from '../config/values.js';
 import type { TreeConfig } from '../config/schema.js';
-import { commandLine, header, MARKER, type GeneratedFile, type Invocation } from './files.js';
+import {
+  commandLine,
+  header,
+  MARKER,
+  seal,
+  sealState,
+  type GeneratedFile,
+  type Invocation,
+} from './files.js';
 
 export const HOOK_PATH = '/etc/portage/repo.postsync.d/squashtree';
 export const REPOS_CONF = '/etc/portage/repos.conf';
@@ -187,7 +195,27 @@ export async function hardlinkFix(
 export async function applyHardlinkFix(fix: HardlinkFix): Promise<void> {
   await fsp.mkdir(join(fix.file, '..'), { recursive: true, mode: 0o755 });
   if (fix.append) await fsp.appendFile(fix.file, fix.text);
-  else await fsp.writeFile(fix.file, fix.text, { mode: 0o644 });
+  else await fsp.writeFile(fix.file, seal(fix.text), { mode: 0o644 });
+}
+
+/** Undo what install wrote into repos.conf: our file, or our block in the user's file. */
+/** Refuse, before anything is removed, to remove a fix file the admin edited. */
+export async function checkHardlinkFixRemovable(root: string, force: boolean): Promise<void> {
+  const file = join(root, FIX_FILE);
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return;
+    throw e;
+  }
+  if (!force && text.includes(MARKER) && sealState(text) === 'edited') {
+    throw new SquashtreeError(
+      'E_FILE_EDITED',
+      `${file} was edited after squashtree install wrote it; not going to remove it`,
+      { path: file, hint: 'keep your change elsewhere, then pass --force to remove it' },
+    );
+  }
 }
 
 /** Undo what install wrote into repos.conf: our file, or our block in the user's file. */

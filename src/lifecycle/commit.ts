@@ -69,8 +69,12 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const pending = pendingChanges(entries, snapshot);
   if (!pending.any) return nothing('nothing to commit');
 
-  // The copy holds the whole upper (everything since the mount), not only what is new.
-  const upperBytes = entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+  // The copy holds the whole upper (everything since the mount), not only what is new. cp keeps
+  // holes, so a sparse file takes what it allocates: a 16 GiB one with 4 KiB of data stays in RAM.
+  const upperBytes = entries.reduce(
+    (n, e) => n + (e.type === 'file' ? Math.min(e.size, e.allocated ?? e.size) : 0),
+    0,
+  );
   const staging = await openStaging(ctx, upperBytes);
   const stage = staging.dir;
   try {

@@ -3,34 +3,38 @@
  * config. The image is verified against the directory before anything else
  * happens, and the directory's files are deleted only when asked
  * (--remove-source) and only after that verification.
+ *
+ * A tree that half exists is finished, never thrown away: a store whose
+ * config entry was lost (the only copy of the data after --remove-source)
+ * is adopted once every image checks out, and a tree the config names but
+ * that has no images yet is built from the config's own settings.
  */
-import { promises as fsp, constants as C } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { restoreConfig, withTree, writeConfig, type TreeTable } from '../config/edit.js';
 import type { Config } from '../config/load.js';
-import { TREE_NAME } from '../config/schema.js';
+import { TREE_NAME, type TreeConfig } from '../config/schema.js';
 import { isWithin } from '../config/values.js';
+import { checkNotSystemDir } from '../config/system-paths.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
-import { fsPath, joinRel } from '../fs/paths.js';
-import { walk } from '../fs/walk.js';
 import { checkMetadata, imageFacts } from '../image/check.js';
-import { mountSquashfs, unmount } from '../mount/mount.js';
-import { readMounts, topMountAt } from '../mount/mountinfo.js';
-import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
 import { imageFileName, readManifest, writeManifest, type Manifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore } from '../store/store.js';
 import { acquireLock } from './lock.js';
 import { makeContext, packSettings, type Reporter } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
 import { fault } from './faults.js';
+import { adoptStore } from './init-adopt.js';
+import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
 import { packAndPublish, tempImagePath, verifyAgainst } from './publish.js';
 
 export interface InitRequest {
   config: Config;
   stateDir: string;
   name: string;
-  dir: string;
+  /** Required for a new tree; for one the config names, it must be the configured dir. */
+  dir?: string;
   fromImage?: string;
   /** Keys to write into the new [tree.NAME] table besides dir. */
   settings: TreeTable;
@@ -49,112 +53,36 @@ export interface InitResult {
   files: number;
   bytes: number;
   adopted: boolean;
+  /** An existing store was taken over: nothing was packed. */
+  adoptedStore: boolean;
+  /** Images the current generation stacks. */
+  images: number;
   removedSource: boolean;
   reclaimedBytes: number;
   durationMs: number;
 }
 
-async function checkDir(dir: string): Promise<void> {
-  let st;
-  try {
-    st = await fsp.lstat(dir);
-  } catch {
-    throw new SquashtreeError('E_SOURCE', `${dir} does not exist`, {
-      path: dir,
-      hint: 'give the directory that holds the tree with --dir',
-    });
-  }
-  if (!st.isDirectory())
-    throw new SquashtreeError('E_SOURCE', `${dir} is not a directory`, {
-      path: dir,
-      hint: 'give a directory with --dir',
-    });
-  const top = topMountAt(await readMounts(), dir);
-  if (top && (isOverlayFstype(top.fstype) || isImageFstype(top.fstype))) {
-    throw new SquashtreeError('E_MOUNTED_ELSEWHERE', `${dir} has a ${top.fstype} mounted on it`, {
-      path: dir,
-      hint: 'unmount it first; to move an old squash_portage setup over, see squashtree doctor',
-    });
-  }
-}
-
-/** An adopted image is a base: it must not carry overlay whiteouts. */
-async function checkIsBase(
-  image: string,
-  mountPoint: string,
-): Promise<{ files: number; bytes: number }> {
-  await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
-  await mountSquashfs(image, mountPoint);
-  try {
-    const entries = await walk(mountPoint);
-    const wh = entries.find((e) => e.type === 'char' && e.rdev === 0);
-    if (wh) {
-      throw new SquashtreeError(
-        'E_IMAGE_UNSAFE',
-        `${image} contains an overlay whiteout (${wh.path}); it is a layer, not a base image`,
-        {
-          path: image,
-          hint: 'adopt a complete image (for example a Gentoo repository snapshot), not a layer',
-        },
-      );
-    }
-    let files = 0;
-    let bytes = 0;
-    for (const e of entries) {
-      if (e.type !== 'dir') files++;
-      if (e.type === 'file') bytes += e.size;
-    }
-    return { files, bytes };
-  } finally {
-    await unmount(mountPoint);
-  }
-}
-
-async function copyIn(src: string, dest: string): Promise<void> {
-  await fsp.copyFile(src, dest, C.COPYFILE_EXCL);
-}
-
-/** Delete DIR's contents except excluded paths; returns bytes freed on disk. */
-async function removeSource(dir: string, exclude: readonly string[]): Promise<number> {
-  let freed = 0;
-  const keep = (rel: string): 'keep' | 'descend' | 'remove' => {
-    if (exclude.some((x) => rel === x || rel.startsWith(`${x}/`))) return 'keep';
-    if (exclude.some((x) => x.startsWith(`${rel}/`))) return 'descend';
-    return 'remove';
-  };
-  const visit = async (rel: string): Promise<void> => {
-    for (const n of await fsp.readdir(fsPath(dir, rel), { encoding: 'buffer' })) {
-      const child = joinRel(rel, n.toString('latin1'));
-      const what = keep(child);
-      if (what === 'keep') continue;
-      if (what === 'descend') {
-        await visit(child);
-        continue;
-      }
-      for (const e of await walk(dir, { under: child })) {
-        const st = await fsp.lstat(fsPath(dir, e.path));
-        if (st.nlink <= 1 || e.type === 'dir') freed += st.blocks * 512;
-      }
-      await fsp.rm(fsPath(dir, child), { recursive: true, force: true });
-    }
-  };
-  await visit('');
-  return freed;
-}
-
 export async function initTree(req: InitRequest): Promise<InitResult> {
   const t0 = performance.now();
-  const { config, name, dir } = req;
+  const { config, name } = req;
   if (!TREE_NAME.test(name)) {
     throw new SquashtreeError('E_USAGE', `tree name "${name}" is not allowed`, {
       hint: 'use letters, digits, "-", "_" and "." (at most 64, starting with a letter or digit)',
     });
   }
-  if (config.trees.some((t) => t.name === name)) {
-    throw new SquashtreeError('E_TREE_EXISTS', `tree "${name}" is already in ${config.path}`, {
-      hint: `choose another name, or use the existing tree (squashtree start ${name})`,
-    });
+  const configured = config.trees.find((t) => t.name === name);
+  if (configured) {
+    await checkConfigured(req, configured);
+    await checkTreePaths(configured);
+    return buildFirstImage(req, configured, undefined, t0);
   }
+  const dir = req.dir;
+  if (dir === undefined)
+    throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', {
+      hint: `squashtree init ${name} --dir /var/db/repos/gentoo`,
+    });
+  // Before the config is even drafted: `init --dir /proc` must not start packing the kernel's files.
+  await checkNotSystemDir(dir, 'dir');
   const table: TreeTable = { dir, ...req.settings };
   const edited = withTree(config.path, config.text, name, table, config.storeRoot);
   const trees = edited.trees;
@@ -165,17 +93,70 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
       hint: 'each tree needs its own dir',
     });
   }
-  await checkDir(dir);
+  await checkTreePaths(tree);
+  if (await readManifest(tree.store)) {
+    if (req.fromImage !== undefined || req.removeSource) {
+      throw new SquashtreeError(
+        'E_USAGE',
+        `the store ${tree.store} already holds a tree: init adopts it as it is, and packs nothing`,
+        {
+          hint: `leave out --from-image and --remove-source to adopt it, or choose another store with --store`,
+        },
+      );
+    }
+    return adoptStore({ ...req, dir }, tree, edited.text, t0);
+  }
+  return buildFirstImage(req, tree, edited.text, t0);
+}
+
+/** The tree's dir, store and upper: none a system directory or on a pseudo filesystem. */
+async function checkTreePaths(tree: TreeConfig): Promise<void> {
+  await checkNotSystemDir(tree.dir, 'dir');
+  await checkNotSystemDir(tree.store, 'store');
+  if (tree.upper.kind === 'dir') await checkNotSystemDir(tree.upper.path, 'upper');
+}
+
+/**
+ * A tree the config names: with images it is done (start it); without, it
+ * is built as configured, so options that say otherwise are refused.
+ */
+async function checkConfigured(req: InitRequest, tree: TreeConfig): Promise<void> {
   if (await readManifest(tree.store)) {
     throw new SquashtreeError(
-      'E_STORE_EXISTS',
-      `the store ${tree.store} already holds a tree's images`,
+      'E_TREE_EXISTS',
+      `tree "${tree.name}" is already in ${req.config.path} and has images in ${tree.store}`,
+      { hint: `use it: squashtree start ${tree.name} (or choose another name for a new tree)` },
+    );
+  }
+  const given: [string, string | number | string[] | undefined, string][] = [
+    ['dir', req.dir, tree.dir],
+    ['store', req.settings.store, tree.store],
+    ['compression', req.settings.compression, tree.compression],
+    ['engine', req.settings.engine, tree.engine],
+    ['upper', req.settings.upper, tree.upper.kind === 'tmpfs' ? 'tmpfs' : tree.upper.path],
+  ];
+  const differ = given.filter(([, v, c]) => v !== undefined && v !== c);
+  if (differ.length > 0) {
+    throw new SquashtreeError(
+      'E_USAGE',
+      `tree "${tree.name}" is configured in ${req.config.path} with ${differ.map(([k, , c]) => `${k} = ${c}`).join(', ')}; init builds it from there`,
       {
-        path: tree.store,
-        hint: `move it away or choose another store with --store (if an earlier init of this tree was interrupted, remove ${tree.store} and run init again: ${dir} was not touched)`,
+        hint: `edit [tree.${tree.name}] in ${req.config.path}, or leave out ${differ.map(([k]) => `--${k}`).join(', ')}`,
       },
     );
   }
+}
+
+/** Pack (or copy in) generation 1, record it, and add the tree to the config when `newConfig`. */
+async function buildFirstImage(
+  req: InitRequest,
+  tree: TreeConfig,
+  newConfig: string | undefined,
+  t0: number,
+): Promise<InitResult> {
+  const { config, name } = req;
+  const dir = tree.dir;
+  await checkDir(dir);
   if (req.fromImage)
     await fsp.access(req.fromImage).catch(() => {
       throw new SquashtreeError('E_SOURCE', `image ${req.fromImage ?? ''} does not exist`, {
@@ -203,7 +184,9 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
         ({ files, bytes } = await checkIsBase(tmp, ctx.layout.verifyMount));
         if (req.removeSource) {
           req.reporter.step(`comparing the image with ${dir} before removing it`);
-          await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude);
+          await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude, (f) => {
+            req.reporter.progress('verifying', f);
+          });
         }
         const facts = await imageFacts(tmp);
         await publishFile(tmp, join(tree.store, file));
@@ -233,6 +216,11 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
         onProgress: (f) => {
           req.reporter.progress('packing', f);
         },
+        onVerifyProgress: (f) => {
+          req.reporter.progress('verifying', f);
+        },
+        // The source is walked while mksquashfs packs it: it costs no extra wall time.
+        besidePack: () => refuseWhiteouts(dir, tree.exclude),
         onPhase: (p) => {
           if (p === 'verify')
             req.reporter.step('verifying the image against the directory (every file)');
@@ -265,7 +253,7 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
     await writeManifest(tree.store, m);
     fault('init:after-manifest');
     try {
-      await writeConfig(config.path, edited.text);
+      if (newConfig !== undefined) await writeConfig(config.path, newConfig);
     } catch (e) {
       await fsp.rm(join(tree.store, 'manifest.json'), { force: true });
       await fsp.rm(join(tree.store, file), { force: true });
@@ -287,6 +275,8 @@ export async function initTree(req: InitRequest): Promise<InitResult> {
       files,
       bytes,
       adopted: Boolean(req.fromImage),
+      adoptedStore: false,
+      images: 1,
       removedSource: req.removeSource,
       reclaimedBytes: reclaimed,
       durationMs: performance.now() - t0,

@@ -3,7 +3,7 @@
  * file in the store, prove it holds its source, record its sha256, fsync it
  * and only then rename it into place. The proof is either a mount (unsquashfs
  * checks the metadata, the kernel reads the image, and the trees are compared:
- * types, modes, owners, sizes, targets, content hashes) or, cheaper for the
+ * types, modes, owners, sizes, targets, contents byte for byte) or, cheaper for the
  * small layers a commit makes, the same comparison in process through the
  * native reader (src/image/match.ts), which also reads every metadata table
  * and data block on the way.
@@ -59,8 +59,12 @@ export interface PublishRequest {
   /** Rewrite the packed image without trusted.overlay.* xattrs (a layer; see whiteouts.ts). */
   dropOverlayXattrs?: boolean;
   onProgress?: (fraction: number) => void;
+  /** Progress of the comparison through a mount (init's, which reads every file). */
+  onVerifyProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
+  /** A check of the source run beside mksquashfs; its failure stops the publish before the verify. */
+  besidePack?: () => Promise<void>;
 }
 
 export interface Published {
@@ -99,6 +103,7 @@ export async function verifyAgainst(
   source: string,
   mountPoint: string,
   exclude: readonly string[] = [],
+  onProgress?: (fraction: number) => void,
 ): Promise<CompareResult> {
   await checkMetadata(image);
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
@@ -108,6 +113,7 @@ export async function verifyAgainst(
     const result = await compareTrees(source, mountPoint, {
       contents: true,
       ...(skip ? { skip } : {}),
+      ...(onProgress ? { onProgress } : {}),
     });
     return requireMatch(result, image);
   } finally {
@@ -213,7 +219,8 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
-    const [packed, opaque] = await Promise.allSettled([packing, marks]);
+    const [packed, opaque, beside] = await Promise.allSettled([packing, marks, req.besidePack?.()]);
+    if (beside.status === 'rejected') throw beside.reason;
     if (packed.status === 'rejected') throw packed.reason;
     if (opaque.status === 'rejected') throw opaque.reason;
     if (req.dropOverlayXattrs) await withoutOverlayXattrs(tmp, req.store);
@@ -230,7 +237,13 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
             req.expected,
           )
         : {
-            compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
+            compare: await verifyAgainst(
+              tmp,
+              req.source,
+              req.verifyMount,
+              req.exclude,
+              req.onVerifyProgress,
+            ),
             facts: await imageFacts(tmp),
           };
     req.onPhase?.('publish');

@@ -50,8 +50,9 @@ export async function rollbackLocked(ctx: TreeContext, to?: number): Promise<Rol
     }
     target = Math.max(...older);
   }
-  await checkImages(tree.store, m, generation(m, target).images, layout.verifiedCache);
   const from = m.current;
+  if (target === from) return { tree: tree.name, from, to: target };
+  await checkImages(tree.store, m, generation(m, target).images, layout.verifiedCache);
   fault('rollback:before-manifest');
   m.current = target;
   await writeManifest(tree.store, m);

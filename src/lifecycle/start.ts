@@ -16,6 +16,7 @@ import {
 } from '../mount/mount.js';
 import { currentMounter } from '../mount/engine.js';
 import { requireUsable } from './engine.js';
+import { checkNotSystemDir } from '../config/system-paths.js';
 import { currentGeneration } from '../store/manifest.js';
 import { cleanupTemps } from '../store/store.js';
 import { extraMountOptions, type TreeContext } from './context.js';
@@ -53,6 +54,7 @@ async function checkTarget(dir: string): Promise<void> {
       hint: 'fix dir in the config',
     });
   }
+  await checkNotSystemDir(dir, 'dir');
 }
 
 /** Unmount image mounts and views a crash left behind; keep a surviving tmpfs upper. */

@@ -1,6 +1,6 @@
 /** status: what a tree holds and what is pending, read without taking the lock. */
 import { promises as fsp } from 'node:fs';
-import { currentGeneration } from '../store/manifest.js';
+import { currentGeneration, type Manifest } from '../store/manifest.js';
 import { storeBytes } from '../store/store.js';
 import type { TreeContext } from './context.js';
 import { observe, type TreeState } from './observe.js';
@@ -18,6 +18,37 @@ export interface UpperUsage {
   full: boolean;
 }
 
+/**
+ * Why the store is bigger than the tree: the current generation's images,
+ * the images only older kept generations need (rollback), and images no
+ * generation names any more (the next commit's collection deletes them).
+ */
+export interface StoreUse {
+  currentBytes: number;
+  rollbackBytes: number;
+  /** The kept generations other than the current, newest first. */
+  rollbackGenerations: number[];
+  unnamedBytes: number;
+}
+
+function storeUse(m: Manifest | null, total: number): StoreUse {
+  if (!m)
+    return { currentBytes: 0, rollbackBytes: 0, rollbackGenerations: [], unnamedBytes: total };
+  const size = (f: string): number => m.images[f]?.bytes ?? 0;
+  const current = new Set(currentGeneration(m).images);
+  const others = m.generations.filter((g) => g.generation !== m.current);
+  const rollback = new Set(others.flatMap((g) => g.images).filter((f) => !current.has(f)));
+  const sum = (files: Iterable<string>): number => [...files].reduce((n, f) => n + size(f), 0);
+  const currentBytes = sum(current);
+  const rollbackBytes = sum(rollback);
+  return {
+    currentBytes,
+    rollbackBytes,
+    rollbackGenerations: others.map((g) => g.generation).sort((a, b) => b - a),
+    unnamedBytes: Math.max(0, total - currentBytes - rollbackBytes),
+  };
+}
+
 export interface TreeStatus {
   name: string;
   dir: string;
@@ -29,6 +60,8 @@ export interface TreeStatus {
   layers: number;
   imageBytes: number;
   storeBytes: number;
+  /** What the store's bytes are for (see storeUse). */
+  storeUse: StoreUse;
   files: number | null;
   bytes: number | null;
   pending: { files: number; bytes: number };
@@ -43,6 +76,8 @@ export interface TreeStatus {
     current: boolean;
   }[];
   compression: string;
+  /** Old generations the store keeps for rollback (the config's keep). */
+  keep: number;
   /** The engine in use (or that start would use), why, and why not the others. */
   engine: { name: string; setting: string; reason: string; rejected: Record<string, string> };
 }
@@ -88,6 +123,7 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
     ? m.generations.filter((g) => g.action === 'commit').sort((a, b) => b.generation - a.generation)
     : [];
   const last = commits[0];
+  const total = await storeBytes(tree.store);
   const bytesOf = (files: readonly string[]): number =>
     files.reduce((n, f) => n + (m?.images[f]?.bytes ?? 0), 0);
   return {
@@ -101,7 +137,8 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
       obs.session && active ? (obs.session.committedGeneration ?? obs.session.generation) : null,
     layers: cur?.images.length ?? 0,
     imageBytes: cur ? bytesOf(cur.images) : 0,
-    storeBytes: await storeBytes(tree.store),
+    storeBytes: total,
+    storeUse: storeUse(m, total),
     files: cur?.files ?? null,
     bytes: cur?.bytes ?? null,
     pending,
@@ -118,6 +155,7 @@ export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
       current: g.generation === m?.current,
     })),
     compression: tree.compression,
+    keep: tree.keep,
     engine: {
       name: ctx.engine?.engine ?? 'kernel',
       setting: tree.engine,

@@ -29,13 +29,20 @@ export interface MergedEntry {
 
 const NONE: readonly LayerDir[] = [];
 const OVERLAY_PREFIX = Buffer.from('trusted.overlay.');
+// A trusted.overlay.X set through an overlay is stored escaped (kernel 6.7+), and shown
+// unescaped again from a lower layer: the user's xattr, not overlay bookkeeping.
+const ESCAPED_PREFIX = Buffer.from('trusted.overlay.overlay.');
 
-/** The default xattr filter of the writer: overlay bookkeeping (trusted.overlay.*) is not carried over. */
+const startsWith = (name: Buffer, prefix: Buffer): boolean =>
+  name.length >= prefix.length && prefix.equals(name.subarray(0, prefix.length));
+
+/**
+ * The default xattr filter of the writer: overlay bookkeeping
+ * (trusted.overlay.*) is not carried over; escaped user xattrs
+ * (trusted.overlay.overlay.*) are.
+ */
 export function dropOverlayXattrs(name: Buffer): boolean {
-  return !(
-    name.length >= OVERLAY_PREFIX.length &&
-    OVERLAY_PREFIX.equals(name.subarray(0, OVERLAY_PREFIX.length))
-  );
+  return !startsWith(name, OVERLAY_PREFIX) || startsWith(name, ESCAPED_PREFIX);
 }
 const OPAQUE = Buffer.from('trusted.overlay.opaque');
 

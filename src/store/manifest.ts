@@ -116,7 +116,7 @@ function corrupt(path: string, why: string): SquashtreeError {
 
 export async function writeManifest(store: string, m: Manifest): Promise<void> {
   manifestSchema.parse(m);
-  await writeFileAtomic(manifestPath(store), `${JSON.stringify(m, null, 2)}\n`, 0o644);
+  await writeFileAtomic(manifestPath(store), `${JSON.stringify(m, null, 2)}\n`, 0o600);
 }
 
 export function generation(m: Manifest, n: number): Generation {

@@ -18,8 +18,42 @@ export function imagePath(store: string, file: string): string {
   return join(store, file);
 }
 
+/** The store is private: images hold files of any mode (0600 ones too), so only its owner reads them. */
 export async function ensureStore(store: string): Promise<void> {
-  await ensureSecureDir(store, { mode: 0o755, parents: true });
+  await secureStore(store);
+  await ensureSecureDir(store, { mode: 0o700, parents: true });
+}
+
+/**
+ * Make an existing store of ours private: the dir 0700, its files 0600.
+ * Stores written before stores were private (0755, images 0644) are fixed
+ * by the next command that names the tree. A store of another owner, or on
+ * a read-only filesystem, is left as it is (the commands that write to it
+ * refuse it their own way).
+ */
+export async function secureStore(store: string): Promise<void> {
+  const me = process.geteuid?.() ?? 0;
+  const tighten = async (path: string, mode: number): Promise<void> => {
+    try {
+      await fsp.chmod(path, mode);
+    } catch (e) {
+      if (errnoCode(e) !== 'EROFS' && errnoCode(e) !== 'EPERM') throw e;
+    }
+  };
+  let st;
+  try {
+    st = await fsp.lstat(store);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'EACCES') return;
+    throw e;
+  }
+  if (!st.isDirectory() || st.uid !== me) return;
+  if ((st.mode & 0o077) !== 0) await tighten(store, 0o700);
+  for (const n of await fsp.readdir(store)) {
+    const p = join(store, n);
+    const f = await fsp.lstat(p).catch(() => null);
+    if (f?.isFile() && f.uid === me && (f.mode & 0o077) !== 0) await tighten(p, 0o600);
+  }
 }
 
 /** Leftovers of an interrupted run: temp images, staging copies, temp manifests. */

@@ -7,6 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot } from '../helpers/env.js';
 import { initTree, parseJson } from '../helpers/setup.js';
@@ -60,9 +61,17 @@ describe('compact with the native writer', () => {
     await f.ok('commit', 't');
     const st = parseJson<{ trees: { generation: number }[] }>(await f.ok('status', 't', '--json'));
     const gen = String(st.trees[0]?.generation);
-    // nobody needs to read the config and the store, nothing else.
+    // Reading needs the config and the store, and no root: the store's owner reads it as a
+    // plain user. Stores are private (issue 14.5), so another user is refused.
     await fsp.chmod(f.sb.dir, 0o755);
     await fsp.chmod(f.sb.config, 0o644);
+    await fsp.chmod(join(f.sb.dir, 'store'), 0o755);
+    const refused = await asNobody(['diff', 't', '--generation', gen], f.sb.dir, {
+      config: f.sb.config,
+    });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /EACCES/);
+    execFileSync('chown', ['-R', '65534:65534', f.store]);
     const pendingLike = await asNobody(['diff', 't', '--generation', gen], f.sb.dir, {
       config: f.sb.config,
     });
@@ -73,6 +82,7 @@ describe('compact with the native writer', () => {
       'A new-5.txt',
       'D new-4.txt',
     ]);
+    execFileSync('chown', ['-R', '0:0', f.store]);
     await f.ok('stop', 't');
   });
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { needProgram } from '../helpers/programs.js';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { sqOk } from '../helpers/cli.js';
 import { parseJson, type StatusJson } from '../helpers/setup.js';
@@ -34,7 +35,8 @@ describe('real Gentoo repository snapshots', () => {
       t.skip(msg);
       return;
     }
-    if (!needRoot(t)) return;
+    if (!needRoot(t) || !needProgram(t, 'rsync', 'rsync') || !needProgram(t, 'xz', 'xz-utils'))
+      return;
     const sb = await sandbox(t);
     for (const s of ['base', 'd1', 'd7']) {
       await fsp.mkdir(join(sb.dir, s));
@@ -66,7 +68,8 @@ describe('real Gentoo repository snapshots', () => {
       t.skip(msg);
       return;
     }
-    if (!needRoot(t)) return;
+    if (!needRoot(t) || !needProgram(t, 'rsync', 'rsync') || !needProgram(t, 'xz', 'xz-utils'))
+      return;
     const sb = await sandbox(t);
     for (const s of ['base', 'd1']) {
       await fsp.mkdir(join(sb.dir, s));

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { sqOk } from '../helpers/cli.js';
+import { needProgram } from '../helpers/programs.js';
 import { generateRepo } from '../../src/corpus/portage.js';
 
 const git = (cwd: string, ...args: string[]): string =>
@@ -24,7 +25,7 @@ const git = (cwd: string, ...args: string[]): string =>
   );
 
 it('git pull in a mounted tree, then commit: the layer holds the pull, not the tree', async (t) => {
-  if (!needRoot(t)) return;
+  if (!needRoot(t) || !needProgram(t, 'git', 'git')) return;
   const sb = await sandbox(t);
   const remote = join(sb.dir, 'remote');
   const stats = await generateRepo(remote, { categories: 4, packagesPerCategory: 15, seed: 9 });

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { needRoot, mountsBelow, unmountAllBelow } from '../helpers/env.js';
-import { cli } from '../helpers/cli.js';
-import { assertSameTree } from '../helpers/tree.js';
+import { needRoot, mountsBelow, sandbox, unmountAllBelow } from '../helpers/env.js';
+import { BIN, asNobody, cli, type CliResult } from '../helpers/cli.js';
+import { assertSameTree, buildTree } from '../helpers/tree.js';
 import { initTree, leftovers, parseJson, type StatusJson } from '../helpers/setup.js';
 
 async function status(f: {
@@ -206,5 +206,72 @@ describe('safety rules', { concurrency: false }, () => {
     await assertSameTree(f.model, f.tree, 'committed after the reboot');
     await f.ok('stop', 't');
     assert.deepEqual(await fsp.readdir(upper), [], 'the disk upper is emptied once committed');
+  });
+
+  it('images and stores are readable only by their owner, whatever the umask; old stores are fixed (issue 14.5)', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const tree = join(sb.dir, 'tree');
+    await buildTree(tree, { 'secret.txt': { file: 'root only\n', mode: 0o600 }, pub: 'p\n' });
+    // umask 0: what a careless service manager hands down.
+    const wide = (...args: string[]): Promise<CliResult> =>
+      cli(
+        [
+          '-c',
+          'umask 000; exec "$@"',
+          'sh',
+          process.execPath,
+          BIN,
+          '--config',
+          sb.config,
+          '--state-dir',
+          sb.state,
+          ...args,
+        ],
+        { program: 'sh' },
+      );
+    const ok = async (...args: string[]): Promise<void> => {
+      const r = await wide(...args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    };
+    const store = sb.store('t');
+    const modes = async (): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {
+        '.': ((await fsp.stat(store)).mode & 0o777).toString(8),
+      };
+      for (const n of await fsp.readdir(store))
+        out[n] = ((await fsp.stat(join(store, n))).mode & 0o777).toString(8);
+      return out;
+    };
+    const allPrivate = async (what: string): Promise<void> => {
+      for (const [n, m] of Object.entries(await modes()))
+        assert.equal(m, n === '.' ? '700' : '600', `${what}: ${n} is ${m}`);
+    };
+    await ok('init', 't', '--dir', tree, '--store', store);
+    await allPrivate('after init');
+    await ok('start', 't');
+    await fsp.writeFile(join(tree, 'new'), 'n\n');
+    await ok('commit', 't');
+    await allPrivate('after commit');
+    await ok('stop', 't', '--no-compact');
+    await ok('compact', 't');
+    await allPrivate('after compact');
+    const [image] = (await fsp.readdir(store)).filter((n) => n.endsWith('.sqfs'));
+    assert.ok(image);
+    await fsp.chmod(sb.dir, 0o755);
+    const leak = await asNobody(['inspect', join(store, image), 'secret.txt', '--cat'], sb.dir);
+    assert.equal(leak.status, 1, 'nobody reads no image');
+    assert.equal(leak.stdout.length, 0);
+    assert.match(leak.stderr, /EACCES/);
+    // A store written before this fix: the next command makes it private.
+    await fsp.chmod(store, 0o755);
+    for (const n of await fsp.readdir(store)) await fsp.chmod(join(store, n), 0o644);
+    await ok('status', 't');
+    await allPrivate('after status on an old store');
+    await fsp.chmod(store, 0o755);
+    for (const n of await fsp.readdir(store)) await fsp.chmod(join(store, n), 0o644);
+    await ok('start', 't');
+    await allPrivate('after start on an old store');
+    await ok('stop', 't');
   });
 });

@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { needRoot, sandbox } from '../helpers/env.js';
-import { sqOk } from '../helpers/cli.js';
+import { asNobody, publicBin, sqOk } from '../helpers/cli.js';
 import { buildTree, dumpXattrs, type Spec } from '../helpers/tree.js';
 import { compareTrees } from '../../src/image/compare.js';
 import { needFuse, setEngine } from '../helpers/engines.js';
@@ -130,6 +130,28 @@ describe('a user without root', { concurrency: false }, () => {
     await sameAsUser(user, model, tree, 'after rollback to the same content');
     await user.sqOk('stop', 't');
     assert.deepEqual(user.mounts(), []);
+  });
+
+  it("a user's store is private to that user, who reads it without root (issue 14.5)", async (t) => {
+    if (!needRoot(t) || !needFuse(t)) return;
+    const user = await makeUser(t);
+    const { tree } = await userTree(user);
+    // umask 0 for the user's init: the store must not depend on it.
+    const r = await user.sh(
+      `umask 000; exec ${process.execPath} ${publicBin()} init t --dir '${tree}' --quiet`,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const store = join(user.home, '.local/share/squashtree/t');
+    assert.equal((await fsp.stat(store)).mode & 0o777, 0o700);
+    for (const n of await fsp.readdir(store)) {
+      const st = await fsp.stat(join(store, n));
+      assert.equal(st.mode & 0o777, 0o600, n);
+      assert.equal(st.uid, user.uid, n);
+    }
+    await user.sqOk('verify', 't');
+    await user.sqOk('diff', 't', '--generation', '1');
+    const other = await asNobody(['inspect', join(store, 'g000001-base.sqfs')], user.base);
+    assert.equal(other.status, 1, 'another user reads nothing');
   });
 
   it('falls back to the readonly engine and refuses to commit', async (t) => {

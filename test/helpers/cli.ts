@@ -1,9 +1,41 @@
 /** Run the built CLI exactly as a user does: node bin/squashtree.js ARGS. */
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from './env.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/squashtree.js', import.meta.url));
+
+let publicCopy: string | undefined;
+
+/**
+ * The built CLI where any user can run it: a checkout in root's home
+ * (/root is 0700) cannot be read by the users the tests run as. The bundle
+ * is self-contained, so a copy of it in a temp dir of mode 0755 is the same
+ * program; it is removed when the test process exits.
+ */
+export function publicBin(): string {
+  if (publicCopy) return publicCopy;
+  const dir = mkdtempSync(join(tmpdir(), 'st-bin-'));
+  chmodSync(dir, 0o755);
+  copyFileSync(
+    fileURLToPath(new URL('../../dist/squashtree.mjs', import.meta.url)),
+    join(dir, 'squashtree.mjs'),
+  );
+  const launcher = join(dir, 'run.mjs');
+  writeFileSync(
+    launcher,
+    "import { main } from './squashtree.mjs';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+  );
+  for (const f of ['squashtree.mjs', 'run.mjs']) chmodSync(join(dir, f), 0o644);
+  process.on('exit', () => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  publicCopy = launcher;
+  return launcher;
+}
 
 export interface CliResult {
   status: number;
@@ -13,10 +45,12 @@ export interface CliResult {
 
 export function cli(
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; input?: string; program?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    // `program` runs args as its own (a shell that sets a umask first, say), without BIN.
+    const argv = opts.program ? [...args] : [BIN, ...args];
+    const child = spawn(opts.program ?? process.execPath, argv, {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -76,7 +110,7 @@ export function asNobody(
         '--regid=65534',
         '--clear-groups',
         process.execPath,
-        BIN,
+        publicBin(),
         '--config',
         opts.config ?? '/nonexistent/squashtree.toml',
         '--state-dir',

@@ -13,7 +13,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, type CliResult } from './cli.js';
+import { publicBin, type CliResult } from './cli.js';
 
 export interface TestUser {
   name: string;
@@ -61,7 +61,15 @@ function collect(child: ChildProcess): Promise<CliResult> {
   });
 }
 
-export async function makeUser(t: TestContext): Promise<TestUser> {
+export interface UserOptions {
+  /**
+   * Mode of the user's /dev/fuse (default 0666, as Debian's udev rule sets
+   * it; 0600 is what this machine has: root only).
+   */
+  devFuseMode?: number;
+}
+
+export async function makeUser(t: TestContext, opts: UserOptions = {}): Promise<TestUser> {
   const base = await fsp.mkdtemp(join(tmpdir(), 'st-user-'));
   await fsp.chmod(base, 0o755);
   const uid = freeId();
@@ -123,7 +131,7 @@ export async function makeUser(t: TestContext): Promise<TestUser> {
   execFileSync('unshare', [`--mount=${nsFile}`, '--propagation', 'private', 'true']);
   nsReady = true;
   const fuse = join(base, 'fuse');
-  execFileSync('mknod', ['-m', '666', fuse, 'c', '10', '229']);
+  execFileSync('mknod', ['-m', (opts.devFuseMode ?? 0o666).toString(8), fuse, 'c', '10', '229']);
   inNs('mount', ['--bind', fuse, '/dev/fuse']);
   for (const [file, line] of [
     ['passwd', `${name}:x:${uid}:${gid}:squashtree test:${home}:/bin/sh`],
@@ -163,7 +171,7 @@ export async function makeUser(t: TestContext): Promise<TestUser> {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
   const sq = (...args: string[]): Promise<CliResult> =>
-    collect(asUser([process.execPath, BIN, ...args]));
+    collect(asUser([process.execPath, publicBin(), ...args]));
   return {
     name,
     uid,

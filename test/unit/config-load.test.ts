@@ -176,13 +176,24 @@ mount-options = ["noatime", "noexec"]
     });
   });
 
-  it('normalises dir, store and upper (trailing slashes, "." and "..")', () => {
-    const t = one(
-      '[tree.a]\ndir = "/srv/../srv/a/./"\nstore = "/data//store/"\nupper = "/u/v//"\n',
-    );
+  it('normalises dir, store and upper (trailing slashes and "."); ".." is refused, not resolved', () => {
+    const t = one('[tree.a]\ndir = "/srv/a/./"\nstore = "/data//store/"\nupper = "/u/v//"\n');
     assert.equal(t.dir, '/srv/a');
     assert.equal(t.store, '/data/store');
     assert.deepEqual(t.upper, { kind: 'dir', path: '/u/v' });
+    // Issue 14.8: "/srv/../etc" would have resolved to /etc.
+    for (const key of ['dir', 'store', 'upper']) {
+      const body =
+        key === 'dir' ? 'dir = "/srv/../srv/a"' : `dir = "/srv/a"\n${key} = "/data/../x"`;
+      assert.throws(
+        () => parseConfig(`[tree.a]\n${body}\n`, FILE),
+        (e: unknown) =>
+          e instanceof SquashtreeError &&
+          e.code === 'E_CONFIG_VALUE' &&
+          new RegExp(`${key} .*"\\.\\."`).test(e.message),
+        key,
+      );
+    }
   });
 
   it('accepts quoted tree names with dots, and inline or dotted tables', () => {
@@ -457,7 +468,8 @@ describe('parseConfig: overlapping trees', () => {
   });
 
   it('refuses a default store inside the tree’s own dir', () => {
-    overlap('[tree.a]\ndir = "/var/lib"\n', 1, ['store']);
+    // (Not /var/lib itself: a system directory is refused before overlaps are looked at.)
+    overlap('[tree.a]\ndir = "/var/lib/squashtree"\n', 1, ['store']);
   });
 
   it('refuses a store inside another tree’s dir', () => {

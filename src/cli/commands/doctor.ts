@@ -5,11 +5,26 @@ import { defineCommand } from '../spec.js';
 
 const MARK = { ok: pc.green('ok  '), warn: pc.yellow('warn'), fail: pc.red('FAIL') };
 
+function summary(r: DoctorReport): string {
+  const n = (v: string): number => r.checks.filter((c) => c.verdict === v).length;
+  const warnings = n('warn');
+  const w = `${warnings} warning${warnings === 1 ? '' : 's'}`;
+  if (!r.ok)
+    return `${n('fail')} check(s) FAILED${warnings ? `, ${w}` : ''} (above, each with its fix)`;
+  return warnings ? `no check failed; ${w} (above)` : 'all checks passed';
+}
+
 export const doctorCommand = defineCommand<DoctorReport>({
   name: 'doctor',
   summary: 'check kernel support, programs, the config and free space; each failure names its fix',
   run: async (ctx) => {
-    const report = await runDoctor(ctx.configPath, ctx.stateDir, ctx.storeRoot);
+    let state: string | Error;
+    try {
+      state = ctx.stateDir;
+    } catch (e) {
+      state = e instanceof Error ? e : new Error(String(e));
+    }
+    const report = await runDoctor(ctx.configPath, state, ctx.storeRoot, ctx.configSource);
     return { data: report, ok: report.ok };
   },
   render: (r) =>
@@ -18,6 +33,6 @@ export const doctorCommand = defineCommand<DoctorReport>({
         (c) =>
           `${MARK[c.verdict]} ${c.check}: ${c.detail}${c.fix && c.verdict !== 'ok' ? `\n      fix: ${c.fix}` : ''}`,
       ),
-      r.ok ? 'all checks passed' : 'some checks failed',
+      summary(r),
     ].join('\n'),
 });

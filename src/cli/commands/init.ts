@@ -5,17 +5,22 @@ import { chooseEngine, withMounter } from '../../mount/engine.js';
 import type { TreeTable } from '../../config/edit.js';
 import { SquashtreeError } from '../../errors.js';
 import { initTree, type InitResult } from '../../lifecycle/init.js';
+import { noEngineError } from '../../doctor/engine-fix.js';
 import { bytes, count, seconds } from '../format.js';
 import { makeReporter } from '../reporter.js';
 import { defineCommand } from '../spec.js';
 
 export const initCommand = defineCommand<InitResult>({
   name: 'init',
-  summary: 'add a tree to the config and build its first image from DIR (or adopt an image)',
+  summary:
+    'add a tree to the config and build its first image from DIR (or adopt an image, or a store whose config entry was lost)',
   args: '<name>',
   root: true,
   options: [
-    { flags: '--dir <dir>', description: 'the directory that holds the tree (required)' },
+    {
+      flags: '--dir <dir>',
+      description: 'the directory that holds the tree (required unless the config names the tree)',
+    },
     {
       flags: '--from-image <file>',
       description: 'adopt this SquashFS image instead of packing DIR',
@@ -34,11 +39,13 @@ export const initCommand = defineCommand<InitResult>({
   ],
   run: async (ctx, [name], o) => {
     const dirOpt = o.dir as string | undefined;
-    if (!dirOpt)
+    const config = await ctx.loadConfig({ create: true });
+    // A tree the config names already has its dir there.
+    if (!dirOpt && !config.trees.some((t) => t.name === name))
       throw new SquashtreeError('E_USAGE', 'init needs --dir DIR', {
         hint: 'squashtree init NAME --dir /var/db/repos/gentoo',
       });
-    const dir = resolve(dirOpt);
+    const dir = dirOpt === undefined ? undefined : resolve(dirOpt);
     const settings: TreeTable = {};
     const comp = o.compression as string | undefined;
     if (comp !== undefined) {
@@ -66,15 +73,17 @@ export const initCommand = defineCommand<InitResult>({
       }
       settings.engine = engine;
     }
-    const config = await ctx.loadConfig();
     // The image is mounted once to be checked: with whatever this machine can mount.
-    const choice = await chooseEngine((engine ?? 'auto') as EngineSetting);
+    const setting = (engine ?? 'auto') as EngineSetting;
+    const choice = await chooseEngine(setting);
+    if (choice.rejected[choice.engine] !== undefined)
+      throw await noEngineError(`tree "${name ?? ''}"`, setting, choice);
     const result = await withMounter(choice.mounter, () =>
       initTree({
         config,
         stateDir: ctx.stateDir,
         name: name ?? '',
-        dir,
+        ...(dir !== undefined ? { dir } : {}),
         ...(o.fromImage ? { fromImage: resolve(o.fromImage as string) } : {}),
         settings,
         removeSource: Boolean(o.removeSource),
@@ -85,8 +94,17 @@ export const initCommand = defineCommand<InitResult>({
     return { data: result, ok: true };
   },
   render: (r) => {
+    if (r.adoptedStore)
+      return [
+        `${r.tree}: adopted the store ${r.store}: generation ${r.generation}, ${count(r.images, 'image')}, ${bytes(r.imageBytes)}; every image checked (size, sha256, metadata), nothing repacked`,
+        `  config ${r.config}`,
+        `  next: squashtree start ${r.tree}`,
+      ].join('\n');
+    // A ratio says something only when the image is the smaller: a tiny tree's image is mostly tables.
     const ratio =
-      r.bytes > 0 ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})` : '';
+      r.bytes > r.imageBytes
+        ? ` (${((r.imageBytes / r.bytes) * 100).toFixed(1)}% of ${bytes(r.bytes)})`
+        : ` for ${bytes(r.bytes)} of data`;
     const lines = [
       `${r.tree}: ${r.adopted ? 'adopted' : 'packed'} ${count(r.files, 'file')} into ${bytes(r.imageBytes)}${ratio} in ${seconds(r.durationMs)}, verified`,
       `  store ${r.store}, config ${r.config}`,

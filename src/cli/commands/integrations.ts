@@ -44,7 +44,10 @@ export const installCommand = defineCommand<InstallResult>({
       description: 'install below this directory instead of / (packaging, tests)',
       default: '/',
     },
-    { flags: '--force', description: 'replace a file that squashtree did not write' },
+    {
+      flags: '--force',
+      description: 'replace a file that squashtree did not write, or one edited since',
+    },
     {
       flags: '-y, --yes',
       description: 'accept the portage setting (sync-allow-hardlinks = no) without asking',
@@ -92,9 +95,12 @@ export const uninstallCommand = defineCommand<UninstallResult>({
   name: 'uninstall',
   summary: 'remove the files install wrote (never a file squashtree did not write)',
   args: '<target>',
-  options: [{ flags: '--root <dir>', description: 'the root install used', default: '/' }],
+  options: [
+    { flags: '--root <dir>', description: 'the root install used', default: '/' },
+    { flags: '--force', description: 'remove a generated file even if it was edited since' },
+  ],
   run: async (_ctx, [target], o) => {
-    const result = await uninstall(checkTarget(target ?? ''), o.root as string);
+    const result = await uninstall(checkTarget(target ?? ''), o.root as string, Boolean(o.force));
     return { data: result, ok: true };
   },
   render: (r) =>

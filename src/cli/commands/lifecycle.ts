@@ -9,7 +9,7 @@ import type { RollbackResult } from '../../lifecycle/rollback.js';
 import type { StartResult } from '../../lifecycle/start.js';
 import type { StopResult } from '../../lifecycle/stop.js';
 import type { VerifyResult } from '../../lifecycle/verify.js';
-import { displayPath } from '../../fs/paths.js';
+import { displayPath, fromJsonPath, jsonPath } from '../../fs/paths.js';
 import { bytes, count, seconds } from '../format.js';
 import { perTree, renderPerTree, type PerTreeData } from '../per-tree.js';
 import { publishAfterCommit, renderAutoPublish, type AutoPublish } from '../publish-after.js';
@@ -181,10 +181,10 @@ export const rollbackCommand = defineCommand<PerTreeData<RollbackResult>>({
     return perTree(ctx, names, (t) => t.rollback(to));
   },
   render: (d) =>
-    renderPerTree(
-      d,
-      (r) =>
-        `${r.tree}: generation ${r.to} is current again (was ${r.from}); start the tree to use it`,
+    renderPerTree(d, (r) =>
+      r.to === r.from
+        ? `${r.tree}: generation ${r.to} is already current; nothing changed`
+        : `${r.tree}: generation ${r.to} is current again (was ${r.from}); start the tree to use it`,
     ),
 });
 
@@ -244,12 +244,19 @@ export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
   root: (o) => o.generation === undefined,
   run: (ctx, names, o) => {
     const g = generationOption(o.generation, '--generation');
-    return perTree(ctx, names, (t) => t.diff(g));
+    // Paths inside are bytes (one char each); --json gets them as text, see jsonPath.
+    return perTree(ctx, names, async (t) => {
+      const r = await t.diff(g);
+      return {
+        ...r,
+        changes: r.changes.map((c) => ({ kind: c.kind, ...jsonPath(c.path), type: c.type })),
+      };
+    });
   },
   render: (d) =>
     renderPerTree(d, (r) => {
       const lines = r.changes.map(
-        (c) => `${c.kind} ${displayPath(c.path)}${c.type === 'dir' ? '/' : ''}`,
+        (c) => `${c.kind} ${displayPath(fromJsonPath(c))}${c.type === 'dir' ? '/' : ''}`,
       );
       return d.trees.length > 1 ? [`# ${r.tree}`, ...lines].join('\n') : lines.join('\n');
     }),

@@ -23,7 +23,8 @@ export const completionCommand = defineCommand<{ script: string }>({
 
 export const manCommand = defineCommand<{ page: string }>({
   name: 'man',
-  summary: 'print the squashtree(8) man page (roff)',
+  summary: 'show the squashtree(8) man page (through a pipe: its roff source)',
+  roff: true,
   run: (ctx) => Promise.resolve({ data: { page: manPage(ctx.commands ?? [], VERSION) }, ok: true }),
   render: (d) => d.page.trimEnd(),
 });

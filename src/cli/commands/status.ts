@@ -13,6 +13,33 @@ function engineLine(e: TreeStatus['engine']): string {
   return `${e.name}${unusable ? ' - CANNOT WORK HERE' : ''} (${e.reason}${e.setting !== 'auto' ? `: engine = "${e.setting}"` : ''})${not.length ? `; not used: ${not.join('; ')}` : ''}`;
 }
 
+/** Newest first, the current one named, and what the others are for. */
+function generationsLine(s: TreeStatus): string {
+  const gens = [...s.generations].sort((a, b) => b.generation - a.generation);
+  const list = gens.map((g) => `${g.generation}${g.current ? ' (current)' : ''}`).join(', ');
+  const others = gens.length > 1 ? '; squashtree rollback --to N makes another current' : '';
+  return `generations: ${list}${others}`;
+}
+
+/** What the store's bytes are for, and what keep trades. */
+function storeLines(s: TreeStatus): string[] {
+  const u = s.storeUse;
+  const gens = u.rollbackGenerations;
+  const parts = [`${bytes(u.currentBytes)} for the current generation`];
+  if (u.rollbackBytes > 0 || gens.length > 0)
+    parts.push(
+      `${bytes(u.rollbackBytes)} kept for rollback to generation${gens.length === 1 ? '' : 's'} ${gens.join(', ')}`,
+    );
+  if (u.unnamedBytes > 0)
+    parts.push(
+      `${bytes(u.unnamedBytes)} in images no generation names (the next commit deletes them)`,
+    );
+  return [
+    `  store: ${bytes(s.storeBytes)}: ${parts.join(', ')}`,
+    `    keep = ${s.keep} keeps ${s.keep === 1 ? 'the newest generation' : `the ${s.keep} newest generations`} besides the current for rollback; after a compaction each may hold an old base as big as the tree, so the store can reach ${s.keep + 1} times the image; keep = 0 keeps the current only`,
+  ];
+}
+
 function renderOne(s: TreeStatus): string {
   const lines = [`${s.name}: ${s.state}${s.mounted ? ` on ${s.dir}` : ` (dir ${s.dir})`}`];
   if (s.generation === null) {
@@ -36,9 +63,8 @@ function renderOne(s: TreeStatus): string {
     lines.push(
       `  last commit: ${s.lastCommit.at} (generation ${s.lastCommit.generation}, ${seconds(s.lastCommit.durationMs)})`,
     );
-  lines.push(
-    `  generations kept: ${s.generations.map((g) => (g.current ? `[${g.generation}]` : String(g.generation))).join(' ')}`,
-  );
+  lines.push(`  ${generationsLine(s)}`);
+  lines.push(...storeLines(s));
   return lines.join('\n');
 }
 
@@ -48,7 +74,7 @@ export const statusCommand = defineCommand<StatusData>({
     'show each tree: mounted or not, generation, layers, sizes, pending changes, upper usage',
   args: '[trees...]',
   run: async (ctx, names) => {
-    const trees = await ctx.trees(names);
+    const trees = await ctx.trees(names, { allowNone: true });
     const out: TreeStatus[] = [];
     for (const t of trees) out.push(await t.status());
     return { data: { trees: out }, ok: true };
