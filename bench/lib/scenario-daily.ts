@@ -8,7 +8,7 @@
  * - with a registry (the fleet), that builder publishes each day, and so
  *   does a second builder that stays mounted (sync, `commit`, `publish`).
  *   For each builder a follower pulls every day (`pull --restart`) and one
- *   is offline for days 1-5 (it pulls on day 0 and from day 6 on). Each
+ *   is offline for days 1-5 (it pulls on day 0 and catches up on day 6). Each
  *   day's own change (its new and changed files, packed alone by
  *   mksquashfs) is the reference the downloads are weighed against.
  */
@@ -148,9 +148,10 @@ export async function runDaily(
     if (registry && m) {
       await d.sq.publish('bench', repo('daily'));
       await m.sq.publish('bench', repo('mounted'));
-      for (const f of followers.values()) {
+      // Offline followers are not mounted: only what they download counts.
+      for (const [name, f] of followers) {
         await f.pull(false);
-        await f.sq.start('f');
+        if (!name.endsWith('Offline')) await f.sq.start('f');
       }
       say(`day 0 published; ${followers.size} followers pulled the base`);
     }
@@ -190,8 +191,9 @@ export async function runDaily(
           uploaded: num(mp.data, 'uploadedBytes'),
         };
         for (const [name, f] of followers) {
-          if (name.endsWith('Offline') && day < OFFLINE_UNTIL) continue;
-          fd.pulls[name] = await f.pull(true);
+          const offline = name.endsWith('Offline');
+          if (offline && day !== OFFLINE_UNTIL) continue;
+          fd.pulls[name] = await f.pull(!offline);
         }
       }
       out.days.push(fd);
@@ -201,6 +203,7 @@ export async function runDaily(
     }
     if (registry && m) {
       for (const [name, f] of followers) {
+        if (name.endsWith('Offline')) continue;
         const builder = name.startsWith('daily') ? d : m;
         if (!(await sameTree(builder.mnt, f.mnt, ctx.checksum))) out.mismatches.push(name);
         await f.sq.stop('f');
