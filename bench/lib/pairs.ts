@@ -72,6 +72,8 @@ export interface Paired {
   ratio: Summary;
   /** (max - min) / median of the ratios. */
   spread: number;
+  /** a / b of each round's CPU time: steadier than wall time under load, 10 ms resolution. */
+  cpuRatio: Summary;
   /** Load average at the start of each run of both sides. */
   load: Summary;
   reliable: boolean;
@@ -80,10 +82,14 @@ export interface Paired {
 export function paired(a: readonly Sample[], b: readonly Sample[]): Paired {
   const n = Math.min(a.length, b.length);
   const ratios: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < n; i++) {
     const x = a[i]?.wallMs ?? NaN;
     const y = b[i]?.wallMs ?? NaN;
     ratios.push(y > 0 ? x / y : NaN);
+    const cx = a[i]?.cpuMs ?? NaN;
+    const cy = b[i]?.cpuMs ?? NaN;
+    if (cy > 0) cpu.push(cx / cy);
   }
   const ratio = summarize(ratios.filter(Number.isFinite));
   const spread = ratio.median > 0 ? (ratio.max - ratio.min) / ratio.median : NaN;
@@ -96,6 +102,7 @@ export function paired(a: readonly Sample[], b: readonly Sample[]): Paired {
     ratios,
     ratio,
     spread,
+    cpuRatio: summarize(cpu.filter(Number.isFinite)),
     load: summarize([...a, ...b].map((s) => s.load).filter(Number.isFinite)),
     reliable: ratio.n >= 2 && Number.isFinite(spread) && spread <= SPREAD_LIMIT,
   };

@@ -93,7 +93,9 @@ function figureRow(f: Figure, all: readonly Figure[], withBuild: boolean): strin
   const p = f.paired;
   const pct = p && Number.isFinite(p.spread) ? `${(p.spread * 100).toFixed(0)}%` : '-';
   const ratio = p ? spread(p.ratio, (n) => n.toFixed(3)) : f.value.toFixed(3);
-  const cpu = p ? `${secs(p.aCpu.median)} / ${secs(p.bCpu.median)}` : '-';
+  const cpu = p
+    ? `${secs(p.aCpu.median)} / ${secs(p.bCpu.median)} (${Number.isFinite(p.cpuRatio.median) ? p.cpuRatio.median.toFixed(3) : '-'})`
+    : '-';
   const load = p ? spread(p.load, (n) => n.toFixed(2)) : '-';
   return [
     f.issue,
@@ -123,7 +125,7 @@ const FIG_HEAD = (withBuild: boolean): string[] => [
   'measured (median)',
   'pair ratios [min–max]',
   'spread',
-  'CPU squashtree / peer',
+  'CPU squashtree / peer (ratio)',
   'load',
   'target',
   'before',
