@@ -158,5 +158,16 @@ describe('plan', () => {
       ['gzip', 'xz', 'lz4', 'zstd'],
     );
     assert.deepEqual(plan('linux', ['gzip'], new Set(['size'] as const), 'small'), []);
+    // At gentoo scale the generated tree's size figure is the primary's alone.
+    assert.deepEqual(
+      plan('generated', ['gzip', 'xz', 'zstd'], all, 'gentoo').map((j) => [
+        j.spec.label,
+        Boolean(j.daily),
+      ]),
+      [
+        ['gzip', true],
+        ['xz', false],
+      ],
+    );
   });
 });
