@@ -20,7 +20,7 @@ export interface MostResult {
   figures: Figure[];
   samples: Record<string, Sample[]>;
   rewrites: RewriteStats[];
-  /** Anything the commit said about what it wrote (a layer or a base, and why). */
+  /** Anything the commit said about what it wrote (a layer or a base, and why); "not reported" if nothing. */
   commitKinds: string[];
 }
 
@@ -48,7 +48,7 @@ export async function runMost(
             out.commitKinds.push(
               KIND_FIELDS.map((k) => (str(c.data, k) ? `${k}=${str(c.data, k) ?? ''}` : ''))
                 .filter(Boolean)
-                .join(' ') || 'layer',
+                .join(' ') || 'not reported',
             );
             return {
               wallMs: c.wallMs,
