@@ -1,40 +1,43 @@
 /**
  * The squashtree benchmark. Run as root from the repository:
  *
- *   node --import tsx bench/run.ts [--scale small|gentoo] [--compressors gzip,zstd,...] [--runs N]
+ *   node --import tsx bench/run.ts [--scale small|gentoo] [--runs N] [--baseline REV] ...
  *
- * It builds the CLI if dist/ is stale, makes every corpus, config, state dir
- * and store below one temp dir, drives bin/squashtree.js as a user would,
- * prints the tables, writes bench/results/latest.{json,md}, and in any case
- * unmounts and detaches everything it made and removes the temp dir.
+ * It builds the CLI if dist/ is stale, takes its corpora from the cache
+ * (preparing them the first time), makes every config, state dir and store
+ * below one temp dir, drives bin/squashtree.js as a user would, prints the
+ * targets, writes bench/results/latest.{json,md}, and in any case unmounts
+ * and detaches everything it made and removes the temp dir.
  */
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { USAGE, parseBenchArgs } from './lib/args.js';
+import { USAGE, parseBenchArgs, type BenchArgs, type CorpusName } from './lib/args.js';
+import { baselineBuild } from './lib/baseline.js';
+import { cacheRoot } from './lib/cache.js';
 import { removeWorkDir, teardown } from './lib/cleanup.js';
-import { generatedCorpus, guruCorpus, type Corpus } from './lib/corpus.js';
+import type { Corpus, SkippedCorpus } from './lib/corpus.js';
+import { generatedCorpus } from './lib/corpus-generated.js';
+import { guruCorpus } from './lib/corpus-guru.js';
+import { linuxCorpus } from './lib/corpus-linux.js';
 import { BenchError, abortAll, abortReason, canDropCaches, run } from './lib/exec.js';
 import { describeMachine } from './lib/machine.js';
-import { measureReads } from './lib/reads.js';
+import { plan } from './lib/plan.js';
+import { haveRegistry, startRegistry, type Registry } from './lib/registry.js';
 import {
-  evaluate,
   markdownReport,
   terminalReport,
   type BenchResult,
-  type CorpusResult,
+  type CorpusInfo,
+  type Detail,
 } from './lib/report.js';
-import { DEFAULT_DEPTH, MAX_LAYERS, READ_DEPTHS, STACK_TARGET, runCombo } from './lib/scenario.js';
-import { BUILTIN_DEFAULTS } from '../src/config/schema.js';
-import {
-  BIN,
-  ROOT,
-  hasTime,
-  nodeStartup,
-  parseCompressor,
-  writeRssProbe,
-} from './lib/squashtree.js';
+import { runDaily } from './lib/scenario-daily.js';
+import { runMost } from './lib/scenario-most.js';
+import { runStack, type Ctx } from './lib/scenario-stack.js';
+import { BIN, ROOT, nodeStartup, writeRssProbe, type Build } from './lib/squashtree.js';
 import { summarize } from './lib/stats.js';
+import { BenchTree } from './lib/tree.js';
+import type { Figure } from './lib/figures.js';
 
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
@@ -42,16 +45,11 @@ const log = (line: string): void => {
 
 /** The file bin/squashtree.js loads (a bundle, or dist/cli/main.js). */
 function builtEntry(): string {
-  const launcher = readFileSync(BIN, 'utf8');
-  const m = /from '\.\.\/(dist\/[^']+)'/.exec(launcher);
+  const m = /from '\.\.\/(dist\/[^']+)'/.exec(readFileSync(BIN, 'utf8'));
   return join(ROOT, m?.[1] ?? 'dist/cli/main.js');
 }
 
-/**
- * Build the CLI when dist/ is missing or older than any src file: with the
- * package's build script where there is one (tsc, and the bundle the
- * launcher loads), else with tsc alone.
- */
+/** Build the CLI when dist/ is missing or older than any src file. */
 async function ensureBuilt(): Promise<void> {
   let built: number;
   try {
@@ -67,16 +65,8 @@ async function ensureBuilt(): Promise<void> {
     return false;
   };
   if (built >= 0 && !(await newer(join(ROOT, 'src')))) return;
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-    scripts?: Record<string, string>;
-  };
-  if (pkg.scripts?.build) {
-    log('bench: dist/ is stale: npm run build');
-    await run('npm', ['run', 'build'], { cwd: ROOT });
-  } else {
-    log('bench: dist/ is stale: npx tsc -p tsconfig.build.json');
-    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
-  }
+  log('bench: dist/ is stale: npm run build');
+  await run('npm', ['run', 'build'], { cwd: ROOT });
 }
 
 /** Write a result file the way the repository's prettier would, so format:check stays clean. */
@@ -92,6 +82,77 @@ async function writeFormatted(path: string, text: string): Promise<void> {
   await fsp.writeFile(path, out);
 }
 
+async function prepare(
+  name: CorpusName,
+  args: BenchArgs,
+  cache: string,
+): Promise<Corpus | SkippedCorpus> {
+  if (name === 'generated') return generatedCorpus(cache, args.scale);
+  if (name === 'guru') return guruCorpus(cache, args.corpusDir);
+  return linuxCorpus(cache, args.scale);
+}
+
+interface Shared {
+  args: BenchArgs;
+  ctx: Ctx;
+  builds: Build[];
+  probe: string;
+  registry: () => Promise<Registry | undefined>;
+  figures: Figure[];
+  details: Detail[];
+  errors: { where: string; error: string }[];
+}
+
+async function runCorpus(corpus: Corpus, name: CorpusName, cdir: string, s: Shared): Promise<void> {
+  for (const [j, job] of plan(name, s.args.compressors, s.args.only, s.args.scale).entries()) {
+    for (const [b, build] of s.builds.entries()) {
+      const dir = join(cdir, `j${j}-${job.spec.compression}-b${b}`);
+      const where = `${corpus.name} / ${job.spec.label} / ${build.label}`;
+      const detail: Detail = {
+        corpus: corpus.name,
+        compressor: job.spec.label,
+        build: build.label,
+      };
+      s.details.push(detail);
+      try {
+        log(`bench: ${where}: init`);
+        const env = { build, spec: job.spec, probe: s.probe };
+        const { tree, init } = await BenchTree.init(join(dir, 'init'), env, corpus.baseDir);
+        detail.initMs = init.wallMs;
+        if (job.stack) {
+          detail.stack = await runStack(corpus, tree, join(dir, 'stack'), s.ctx, job.stack);
+          s.figures.push(...detail.stack.figures);
+        }
+        if (job.most) {
+          detail.most = await runMost(corpus, tree, join(dir, 'most'), s.ctx);
+          s.figures.push(...detail.most.figures);
+        }
+        if (job.daily) {
+          const registry = job.daily.fleet ? await s.registry() : undefined;
+          const checksum = s.args.scale === 'small';
+          detail.daily = await runDaily(
+            corpus,
+            tree,
+            join(dir, 'daily'),
+            { ...s.ctx, checksum },
+            registry,
+          );
+          s.figures.push(...detail.daily.figures);
+        }
+      } catch (e) {
+        if (abortReason() !== undefined) throw e;
+        const msg = e instanceof Error ? e.message : String(e);
+        log(`bench: ${where} FAILED: ${msg}`);
+        s.errors.push({ where, error: msg });
+      } finally {
+        // Whatever happened, nothing of this job stays mounted, and its stores go.
+        const left = await removeWorkDir(dir);
+        if (left.mounts.length > 0) log(`bench: still mounted: ${left.mounts.join(', ')}`);
+      }
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseBenchArgs(argv);
   if (args.help) {
@@ -102,94 +163,85 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('bench: needs root (it mounts SquashFS images and overlays)\n');
     return 1;
   }
-  const specs = args.compressors.map(parseCompressor);
   const t0 = performance.now();
   await ensureBuilt();
+  const cache = cacheRoot(args.cacheDir);
+  const builds: Build[] = [{ label: 'current', bin: BIN }];
+  if (args.baseline !== undefined) {
+    log(`bench: building baseline ${args.baseline} into ${cache}/builds`);
+    builds.push(await baselineBuild(cache, args.baseline));
+  }
   const machine = await describeMachine();
   const outDir = args.out ?? join(ROOT, 'bench', 'results');
   const work = await fsp.mkdtemp(join(tmpdir(), 'squashtree-bench-'));
-  log(`bench: working in ${work}`);
+  log(`bench: working in ${work}, cache ${cache}`);
   const onSignal = (sig: NodeJS.Signals): void => {
     log(`bench: ${sig}: stopping and cleaning up`);
     abortAll(`interrupted by ${sig}`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const corpora: CorpusResult[] = [];
+  let registry: Registry | undefined;
   let status = 0;
-  let leftovers = { mounts: [] as string[], loops: [] as string[] };
   let result: BenchResult | undefined;
+  const corpora: CorpusInfo[] = [];
+  const shared: Shared = {
+    args,
+    ctx: { runs: args.runs, cold: false, log },
+    builds,
+    probe: '',
+    figures: [],
+    details: [],
+    errors: [],
+    registry: async () => {
+      if (registry) return registry;
+      if (!haveRegistry()) {
+        log(
+          'bench: docker-registry is not installed (apt-get install docker-registry): no fleet figures',
+        );
+        return undefined;
+      }
+      registry = await startRegistry(join(work, 'registry'));
+      return registry;
+    },
+  };
   try {
-    const probe = await writeRssProbe(work);
-    const cold = await canDropCaches();
-    if (!cold) log('bench: cannot drop caches; cold figures are left out');
-    const startup = await nodeStartup(Math.max(5, args.runs));
-    for (const which of args.corpora) {
-      const cdir = join(work, which);
-      await fsp.mkdir(cdir);
-      log(`bench: preparing corpus ${which}`);
-      const prepared =
-        which === 'generated'
-          ? await generatedCorpus(cdir, args.scale)
-          : await guruCorpus(cdir, args.corpusDir);
-      if ('skipped' in prepared) {
-        log(`bench: ${prepared.name} skipped: ${prepared.skipped}`);
-        corpora.push({ name: prepared.name, skipped: prepared.skipped, combos: [], errors: [] });
+    shared.probe = await writeRssProbe(work);
+    shared.ctx.cold = await canDropCaches();
+    if (!shared.ctx.cold) log('bench: cannot drop caches; cold figures are left out');
+    const startup: BenchResult['nodeStartup'] = {};
+    for (const b of builds) {
+      const s = await nodeStartup(b.bin, 5);
+      startup[b.label] = { version: summarize(s.version), bare: summarize(s.bare) };
+    }
+    for (const name of args.corpora) {
+      log(`bench: preparing corpus ${name}`);
+      const corpus = await prepare(name, args, cache);
+      if ('skipped' in corpus) {
+        log(`bench: ${corpus.name} skipped: ${corpus.skipped}`);
+        corpora.push({ name: corpus.name, skipped: corpus.skipped });
         continue;
       }
-      const corpus: Corpus = prepared;
-      log(
-        `bench: ${corpus.name}: ${corpus.files} files, ${corpus.bytes} bytes (${Math.round(corpus.prepareMs)} ms)`,
-      );
-      const res: CorpusResult = {
+      corpora.push({
         name: corpus.name,
         description: corpus.description,
         files: corpus.files,
         bytes: corpus.bytes,
         prepareMs: corpus.prepareMs,
-        combos: [],
-        errors: [],
-      };
-      corpora.push(res);
-      const plainDir = join(cdir, 'plain');
-      for (const [i, spec] of specs.entries()) {
-        const needPlain = res.plain === undefined;
-        if (needPlain) await fsp.mkdir(plainDir, { recursive: true });
-        try {
-          res.combos.push(
-            await runCombo(corpus, spec, i, {
-              runs: args.runs,
-              cold,
-              work: cdir,
-              probe,
-              log,
-              ...(needPlain ? { plainDir } : {}),
-            }),
-          );
-          if (needPlain) {
-            log(`  [${corpus.name}] reads of the plain directory`);
-            res.plain = await measureReads(plainDir, args.runs, cold);
-          }
-        } catch (e) {
-          if (abortReason() !== undefined) throw e;
-          status = 1;
-          const msg = e instanceof Error ? e.message : String(e);
-          log(`bench: ${corpus.name} / ${spec.label} FAILED: ${msg}`);
-          res.errors.push({ compressor: spec.label, error: msg });
-          await fsp.rm(plainDir, { recursive: true, force: true });
-        } finally {
-          // Whatever happened, nothing of this run stays mounted, and its images go.
-          const left = await removeWorkDir(join(cdir, `c${i}-${spec.compression}`));
-          if (left.mounts.length > 0) log(`bench: still mounted: ${left.mounts.join(', ')}`);
-        }
-      }
-      // The corpus (base, snapshots, plain copy) goes too; never rm through a mount.
+        cacheHit: corpus.cacheHit,
+      });
+      log(
+        `bench: ${corpus.name}: ${corpus.files} files, ${corpus.bytes} bytes (${Math.round(corpus.prepareMs)} ms${corpus.cacheHit ? ', cached' : ''})`,
+      );
+      const cdir = join(work, name);
+      await fsp.mkdir(cdir);
+      await runCorpus(corpus, name, cdir, shared);
       const left = await removeWorkDir(cdir);
       if (left.mounts.length > 0) throw new BenchError(`still mounted: ${left.mounts.join(', ')}`);
     }
+    if (shared.errors.length > 0) status = 1;
     result = {
-      format: 'squashtree-bench/1',
-      loadAtEnd: NaN,
+      format: 'squashtree-bench/2',
       machine,
       settings: {
         command: [
@@ -197,23 +249,22 @@ async function main(argv: string[]): Promise<number> {
           ...argv.map((a) => (/\s/.test(a) ? `'${a}'` : a)),
         ].join(' '),
         scale: args.scale,
-        compressors: specs.map((s) => s.label),
+        compressors: args.compressors,
         runs: args.runs,
         corpora: args.corpora,
-        coldCaches: cold,
-        readDepths: READ_DEPTHS.filter((d) => d <= MAX_LAYERS),
-        stackTarget: STACK_TARGET,
-        defaultDepth: DEFAULT_DEPTH,
-        compactAfter: BUILTIN_DEFAULTS.compactAfter,
-        rssSource: hasTime
-          ? '/usr/bin/time -f %M around the squashtree process (the largest of node and the programs it ran); node alone from getrusage at its exit'
-          : '/proc/PID/status VmHWM polled every 20 ms (node only)',
+        only: [...args.only],
+        builds,
+        cache,
+        coldCaches: shared.ctx.cold,
       },
-      nodeStartup: { version: summarize(startup.version), bare: summarize(startup.bare) },
+      nodeStartup: startup,
       corpora,
-      checks: evaluate(corpora, STACK_TARGET, DEFAULT_DEPTH),
+      figures: shared.figures,
+      details: shared.details,
+      errors: shared.errors,
+      loadAtEnd: NaN,
       wallMs: 0,
-      leftovers,
+      leftovers: { mounts: [], loops: [] },
     };
   } catch (e) {
     status = abortReason() !== undefined ? 130 : 1;
@@ -221,16 +272,17 @@ async function main(argv: string[]): Promise<number> {
       `bench: ${e instanceof Error ? (e instanceof BenchError ? e.message : (e.stack ?? e.message)) : String(e)}`,
     );
   } finally {
-    leftovers = await teardown(work);
+    await registry?.stop();
+    const leftovers = await teardown(work);
     if (leftovers.mounts.length === 0) await fsp.rm(work, { recursive: true, force: true });
     else log(`bench: could not unmount ${leftovers.mounts.join(', ')}; left ${work} in place`);
+    if (result) result.leftovers = leftovers;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
   if (!result) return status || 1;
   result.wallMs = performance.now() - t0;
   result.loadAtEnd = loadavg()[0] ?? NaN;
-  result.leftovers = leftovers;
   await fsp.mkdir(outDir, { recursive: true });
   await writeFormatted(join(outDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   await writeFormatted(join(outDir, 'latest.md'), markdownReport(result));

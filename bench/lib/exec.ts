@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import { childCpuMs } from './cputime.js';
 
 export class BenchError extends Error {
   constructor(
@@ -32,6 +33,11 @@ export interface RunResult {
   stderr: string;
   /** Wall time from spawn to close, in milliseconds. */
   ms: number;
+  /**
+   * User + system CPU time of the child and everything it waited for (the
+   * RUSAGE_CHILDREN delta across its run), in milliseconds; 10 ms resolution.
+   */
+  cpuMs: number;
 }
 
 const running = new Set<ChildProcess>();
@@ -56,6 +62,7 @@ export async function run(
 ): Promise<RunResult> {
   if (aborted !== undefined && !opts.evenIfAborted)
     throw new BenchError(`not running ${cmd}: ${aborted}`);
+  const cpu0 = childCpuMs();
   const t0 = performance.now();
   const child = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -81,13 +88,14 @@ export async function run(
     },
   ).finally(() => running.delete(child));
   const ms = performance.now() - t0;
+  const cpuMs = childCpuMs() - cpu0;
   const ok = opts.okCodes ?? [0];
   if (signal !== null || code === null || !ok.includes(code)) {
     const how = signal ? `was killed by ${signal}` : `exited with status ${String(code)}`;
     const tail = stderr.trim().split('\n').slice(-12).join('\n');
     throw new BenchError(`${[cmd, ...args].join(' ')} ${how}${tail ? `\n${tail}` : ''}`, stderr);
   }
-  return { code, stdout, stderr, ms };
+  return { code, stdout, stderr, ms, cpuMs };
 }
 
 /** A bash pipeline, with pipefail so a failing first stage is not hidden. */

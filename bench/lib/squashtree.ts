@@ -1,25 +1,29 @@
 /**
- * Driving squashtree the way a user does: `node bin/squashtree.js --config
- * CFG --state-dir STATE ... --json`, one process per command, timed from
- * spawn to exit. Commit and compact also report peak RSS: /usr/bin/time's
- * %M (the largest of node and the programs it ran, such as mksquashfs) and
- * node's own peak, written at exit by a tiny --import probe.
+ * Driving squashtree the way a user does: `node BIN --config CFG
+ * --state-dir STATE --json ...`, one process per command, timed from spawn
+ * to exit with the CPU time of its process tree. Commit and compact also
+ * report peak RSS: /usr/bin/time's %M (the largest of node and the programs
+ * it ran, such as mksquashfs) and node's own peak from a tiny --import probe.
+ * The output is read defensively (fields.ts): the same harness drives older
+ * and newer builds, whose --json may differ.
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { COMPRESSORS, type Compressor } from '../../src/config/schema.js';
-import type {
-  CommitResult,
-  CompactResult,
-  InitResult,
-  StartResult,
-  StopResult,
-} from '../../src/index.js';
 import { BenchError, run, type RunResult } from './exec.js';
+import { bool, num, obj, str } from './fields.js';
+import type { Timed } from './pairs.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin', 'squashtree.js');
 const TIME = '/usr/bin/time';
+export const hasTime = existsSync(TIME);
+
+/** A build of squashtree: this checkout, or a baseline revision built elsewhere. */
+export interface Build {
+  label: string;
+  bin: string;
+}
 
 /** One entry of --compressors, such as "xz -b 1M -Xdict-size 100%". */
 export interface CompressorSpec {
@@ -36,9 +40,8 @@ export interface CompressorSpec {
 export function parseCompressor(text: string): CompressorSpec {
   const words = text.trim().split(/\s+/).filter(Boolean);
   const [name = '', ...args] = words;
-  if (!(COMPRESSORS as readonly string[]).includes(name)) {
+  if (!(COMPRESSORS as readonly string[]).includes(name))
     throw new BenchError(`unknown compressor "${name}" (use one of ${COMPRESSORS.join(', ')})`);
-  }
   const spec: CompressorSpec = {
     label: words.join(' '),
     compression: name as Compressor,
@@ -59,14 +62,14 @@ export function parseCompressor(text: string): CompressorSpec {
   return spec;
 }
 
-export function defaultsToml(spec: CompressorSpec): string {
-  const lines = [
-    '# written by bench/run.ts for one benchmark run',
-    '[defaults]',
-    `compression = "${spec.compression}"`,
-    // Nothing compacts on its own: the benchmark builds stacks of up to 16 layers.
-    'compact-after = 400',
-  ];
+/**
+ * [defaults] for a benchmark tree. compactAfter undefined leaves the
+ * product's default policy; a number pins it (400: nothing compacts).
+ */
+export function defaultsToml(spec: CompressorSpec, compactAfter?: number): string {
+  const lines = ['# written by bench/run.ts for one benchmark run', '[defaults]'];
+  lines.push(`compression = "${spec.compression}"`);
+  if (compactAfter !== undefined) lines.push(`compact-after = ${compactAfter}`);
   if (spec.blockSize !== undefined) lines.push(`block-size = ${JSON.stringify(spec.blockSize)}`);
   if (spec.level !== undefined) lines.push(`compression-level = ${spec.level}`);
   if (spec.extra.length > 0) lines.push(`mksquashfs-args = ${JSON.stringify(spec.extra)}`);
@@ -77,16 +80,10 @@ export function treeToml(name: string, dir: string, store: string): string {
   return `\n[tree.${name}]\ndir = ${JSON.stringify(dir)}\nstore = ${JSON.stringify(store)}\n`;
 }
 
-export interface SqRun {
-  ms: number;
-  data: unknown;
-  /** /usr/bin/time %M: the largest RSS of node and its children, KiB. */
-  rssTreeKb?: number;
-  /** node's own peak RSS (getrusage at exit), KiB. */
-  rssNodeKb?: number;
+/** A finished command: its --json data (the one tree's result where it reports per tree). */
+export interface SqRun extends Timed {
+  data: Record<string, unknown>;
 }
-
-export const hasTime = existsSync(TIME);
 
 /** The probe squashtree's node loads with --import when RSS is measured. */
 export async function writeRssProbe(dir: string): Promise<string> {
@@ -103,32 +100,11 @@ process.on('exit', () => {
   return probe;
 }
 
-/** Poll VmHWM of a pid (fallback when /usr/bin/time is missing). */
-function pollHwm(pid: number): { stop: () => number } {
-  let peak = 0;
-  const read = (): void => {
-    fsp
-      .readFile(`/proc/${pid}/status`, 'utf8')
-      .then((s) => {
-        const m = /VmHWM:\s+(\d+) kB/.exec(s);
-        if (m) peak = Math.max(peak, Number(m[1]));
-      })
-      .catch(() => undefined);
-  };
-  const timer = setInterval(read, 20);
-  read();
-  return {
-    stop: () => {
-      clearInterval(timer);
-      return peak;
-    },
-  };
-}
-
 async function readNumber(path: string): Promise<number | undefined> {
   try {
-    const text = await fsp.readFile(path, 'utf8');
-    const nums = text.split('\n').filter((l) => /^\d+$/.test(l.trim()));
+    const nums = (await fsp.readFile(path, 'utf8'))
+      .split('\n')
+      .filter((l) => /^\d+$/.test(l.trim()));
     const last = nums[nums.length - 1];
     return last === undefined ? undefined : Number(last);
   } catch {
@@ -138,124 +114,116 @@ async function readNumber(path: string): Promise<number | undefined> {
   }
 }
 
+/** A per-tree command's one result, or the data itself for commands that report one thing. */
+function unwrap(data: unknown, what: string): Record<string, unknown> {
+  const d = obj(data);
+  const trees = d.trees;
+  if (!Array.isArray(trees)) return d;
+  const t = obj(trees[0]);
+  if (t.ok !== true || typeof t.result !== 'object' || t.result === null)
+    throw new BenchError(
+      `squashtree ${what} reported a failure: ${JSON.stringify(d).slice(0, 2000)}`,
+    );
+  return obj(t.result);
+}
+
 export class Squashtree {
   constructor(
+    readonly build: Build,
     readonly config: string,
     readonly stateDir: string,
     readonly probe: string,
     readonly scratch: string,
   ) {}
 
-  private async cli(args: readonly string[], rss: boolean): Promise<SqRun> {
+  async cli(
+    args: readonly string[],
+    o: { rss?: boolean; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<SqRun> {
     const sqArgs = ['--config', this.config, '--state-dir', this.stateDir, '--json', ...args];
+    const what = args.join(' ');
     let r: RunResult;
-    let rssTreeKb: number | undefined;
-    let rssNodeKb: number | undefined;
-    if (!rss) {
-      r = await this.runChecked(process.execPath, [BIN, ...sqArgs]);
-    } else {
-      const nodeFile = join(this.scratch, 'rss-node');
-      const timeFile = join(this.scratch, 'rss-time');
-      const env = { ...process.env, BENCH_NODE_RSS_FILE: nodeFile };
-      const node = [process.execPath, '--import', this.probe, BIN, ...sqArgs];
-      if (hasTime) {
-        const [cmd = '', ...rest] = node;
-        r = await this.runChecked(TIME, ['-f', '%M', '-o', timeFile, cmd, ...rest], env);
-        rssTreeKb = await readNumber(timeFile);
+    const info: Record<string, number> = {};
+    try {
+      if (!o.rss || !hasTime) {
+        r = await run(process.execPath, [this.build.bin, ...sqArgs], o.env ? { env: o.env } : {});
       } else {
-        let poll: { stop: () => number } | undefined;
-        const [cmd = '', ...rest] = node;
-        r = await this.runChecked(cmd, rest, env, (pid) => (poll = pollHwm(pid)));
-        rssTreeKb = poll?.stop();
+        const nodeFile = join(this.scratch, 'rss-node');
+        const timeFile = join(this.scratch, 'rss-time');
+        const env = { ...(o.env ?? process.env), BENCH_NODE_RSS_FILE: nodeFile };
+        const cmd = [process.execPath, '--import', this.probe, this.build.bin, ...sqArgs];
+        r = await run(TIME, ['-f', '%M', '-o', timeFile, ...cmd], { env });
+        const tree = await readNumber(timeFile);
+        const node = await readNumber(nodeFile);
+        if (tree !== undefined) info.rssTreeKb = tree;
+        if (node !== undefined) info.rssNodeKb = node;
       }
-      rssNodeKb = await readNumber(nodeFile);
+    } catch (e) {
+      if (e instanceof BenchError)
+        throw new BenchError(`squashtree ${what} failed: ${e.message}`, e.stderr);
+      throw e;
     }
     let data: unknown;
     try {
       data = JSON.parse(r.stdout);
     } catch {
-      throw new BenchError(
-        `squashtree ${args.join(' ')} printed no JSON:\n${r.stdout}\n${r.stderr}`,
-      );
+      throw new BenchError(`squashtree ${what} printed no JSON:\n${r.stdout}\n${r.stderr}`);
     }
-    return {
-      ms: r.ms,
-      data,
-      ...(rssTreeKb !== undefined ? { rssTreeKb } : {}),
-      ...(rssNodeKb !== undefined ? { rssNodeKb } : {}),
-    };
+    return { wallMs: r.ms, cpuMs: r.cpuMs, info, data: unwrap(data, what) };
   }
 
-  private async runChecked(
-    cmd: string,
-    args: string[],
-    env?: NodeJS.ProcessEnv,
-    onSpawn?: (pid: number) => void,
-  ): Promise<RunResult> {
-    try {
-      return await run(cmd, args, { ...(env ? { env } : {}), ...(onSpawn ? { onSpawn } : {}) });
-    } catch (e) {
-      if (e instanceof BenchError) {
-        throw new BenchError(`squashtree failed: ${e.message}`, e.stderr);
-      }
-      throw e;
-    }
+  init(name: string, dir: string, store: string): Promise<SqRun> {
+    return this.cli(['init', name, '--dir', dir, '--store', store]);
   }
 
-  /** The result of the one tree a per-tree command ran on. */
-  private static result(run: SqRun): unknown {
-    const d = run.data as { trees?: { ok: boolean; result?: unknown; error?: unknown }[] };
-    const t = d.trees?.[0];
-    if (!t?.ok || t.result === undefined)
-      throw new BenchError(`squashtree reported a failure: ${JSON.stringify(d)}`);
-    return t.result;
+  /** Start; returns the run and the number of images mounted. */
+  async start(name?: string): Promise<SqRun & { images: number }> {
+    const r = await this.cli(['start', ...(name ? [name] : [])]);
+    return { ...r, images: num(r.data, 'layers') };
   }
 
-  async init(name: string, dir: string, store: string): Promise<SqRun & { result: InitOut }> {
-    const r = await this.cli(['init', name, '--dir', dir, '--store', store], false);
-    return { ...r, result: r.data as InitOut };
+  stop(name?: string): Promise<SqRun> {
+    return this.cli(['stop', ...(name ? [name] : [])]);
   }
 
-  async start(): Promise<SqRun & { result: StartOut }> {
-    const r = await this.cli(['start'], false);
-    return { ...r, result: Squashtree.result(r) as StartOut };
+  restart(name?: string): Promise<SqRun> {
+    return this.cli(['restart', ...(name ? [name] : [])]);
   }
 
-  async stop(): Promise<SqRun & { result: StopOut }> {
-    const r = await this.cli(['stop'], false);
-    return { ...r, result: Squashtree.result(r) as StopOut };
+  /** Commit; fails when nothing was committed. */
+  async commit(name?: string): Promise<SqRun> {
+    const r = await this.cli(['commit', ...(name ? [name] : [])], { rss: true });
+    if (!bool(r.data, 'committed'))
+      throw new BenchError(`commit committed nothing: ${str(r.data, 'reason') ?? ''}`);
+    return r;
   }
 
-  /** stop (whose on-stop commits pending changes) and start again, in one process. */
-  async restart(): Promise<SqRun & { result: { stop: StopOut; start: StartOut } }> {
-    const r = await this.cli(['restart'], false);
-    return { ...r, result: Squashtree.result(r) as { stop: StopOut; start: StartOut } };
+  /** Compact; fails when nothing was compacted. */
+  async compact(name?: string): Promise<SqRun> {
+    const r = await this.cli(['compact', ...(name ? [name] : [])], { rss: true });
+    if (!bool(r.data, 'compacted'))
+      throw new BenchError(`compact did nothing: ${str(r.data, 'reason') ?? ''}`);
+    return r;
   }
 
-  async commit(): Promise<SqRun & { result: CommitOut }> {
-    const r = await this.cli(['commit'], true);
-    return { ...r, result: Squashtree.result(r) as CommitOut };
+  publish(name: string, ref: string): Promise<SqRun> {
+    return this.cli(['publish', name, ref, '--plain-http']);
   }
 
-  async compact(): Promise<SqRun & { result: CompactOut }> {
-    const r = await this.cli(['compact'], true);
-    return { ...r, result: Squashtree.result(r) as CompactOut };
+  pull(name: string, ref: string, restart: boolean): Promise<SqRun> {
+    return this.cli(['pull', name, ref, '--plain-http', ...(restart ? ['--restart'] : [])]);
   }
 }
 
-/** squashtree's --json output: the library's own result types, so the two cannot drift apart. */
-export type InitOut = InitResult;
-export type StartOut = StartResult;
-export type CommitOut = CommitResult;
-export type StopOut = StopResult;
-export type CompactOut = CompactResult;
-
-/** Time `node bin/squashtree.js --version` and a bare `node -e 0`. */
-export async function nodeStartup(runs: number): Promise<{ version: number[]; bare: number[] }> {
+/** Time `node BIN --version` and a bare `node -e 0`. */
+export async function nodeStartup(
+  bin: string,
+  runs: number,
+): Promise<{ version: number[]; bare: number[] }> {
   const version: number[] = [];
   const bare: number[] = [];
   for (let i = 0; i < runs; i++) {
-    version.push((await run(process.execPath, [BIN, '--version'])).ms);
+    version.push((await run(process.execPath, [bin, '--version'])).ms);
     bare.push((await run(process.execPath, ['-e', '0'])).ms);
   }
   return { version, bare };
