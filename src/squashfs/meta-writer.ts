@@ -73,3 +73,26 @@ export class MetadataWriter {
     return this.written;
   }
 }
+
+/**
+ * A lookup table (fragment, export, id): entries in metadata blocks
+ * followed by the list of where each block is. Appends both to chunks,
+ * which start at `start`; returns the list's position (what the superblock
+ * records).
+ */
+export function writeLookupTable(
+  chunks: Buffer[],
+  start: number,
+  comp: MetadataCompressor,
+  entries: readonly Buffer[],
+): number {
+  const w = new MetadataWriter(comp);
+  for (const e of entries) w.write(e);
+  chunks.push(...w.finish());
+  for (const s of w.blockStarts) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(start + s), 0);
+    chunks.push(b);
+  }
+  return start + w.size;
+}

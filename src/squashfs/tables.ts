@@ -5,19 +5,21 @@
  * promise machinery). Same checks as the reader: a malformed table is a
  * SquashfsFormatError, never a crash.
  */
-import { SquashfsFormatError } from './errors.js';
-import type { FragmentEntry, SquashfsImage } from './image.js';
 import {
-  KIND_BY_BASIC_TYPE,
-  parseInodeSync,
-  type DirInode,
-  type FileInode,
-  type Inode,
-} from './inode.js';
-import { METADATA_SIZE, type DecodedTable } from './metadata.js';
-import type { DirEntry } from './image.js';
+  checkEntryKind,
+  checkName,
+  ENTRY_SIZE,
+  HEADER_SIZE,
+  parseEntry,
+  parseHeader,
+  type DirEntry,
+} from './directory.js';
+import { SquashfsFormatError } from './errors.js';
+import type { FragmentEntry } from './file-read.js';
+import type { SquashfsImage } from './image.js';
+import { parseInodeSync, type DirInode, type FileInode, type Inode } from './inode.js';
+import type { DecodedTable } from './metadata.js';
 
-const MAX_NAME = 256;
 const byRef = (ref: number): string => ` (inode reference 0x${ref.toString(16)})`;
 const byNumber = (n: number): string => ` (inode ${n})`;
 
@@ -125,41 +127,26 @@ export class ImageTables {
     const inodeBlocks =
       this.image.superblock.directoryTableStart - this.image.superblock.inodeTableStart;
     while (remaining > 0) {
-      if (remaining < 12) fail(`${remaining} bytes left, too few for a header`);
-      const h = t.slice(pos, 12, byNumber, n);
-      pos += 12;
-      remaining -= 12;
-      const count = h.readUInt32LE(0) + 1;
-      const inodeBlock = h.readUInt32LE(4);
-      const base = h.readInt32LE(8);
-      if (count > 256) fail(`header announces ${count} entries (at most 256)`);
-      if (inodeBlock >= inodeBlocks)
-        fail(`header's inode block ${inodeBlock} lies outside the inode table`);
-      for (let i = 0; i < count; i++) {
-        if (remaining < 8) fail(`${remaining} bytes left, too few for an entry`);
-        const e = t.slice(pos, 8, byNumber, n);
-        pos += 8;
-        remaining -= 8;
-        const offset = e.readUInt16LE(0);
-        const delta = e.readInt16LE(2);
-        const type = e.readUInt16LE(4);
-        const nameLen = e.readUInt16LE(6) + 1;
-        if (offset >= METADATA_SIZE) fail(`entry's inode offset ${offset} is invalid`);
-        if (type < 1 || type > 7) fail(`entry type ${type} is not a basic inode type`);
-        if (nameLen > MAX_NAME) fail(`entry name of ${nameLen} bytes is too long`);
-        if (nameLen > remaining) fail('entry name runs past the listing');
+      if (remaining < HEADER_SIZE) fail(`${remaining} bytes left, too few for a header`);
+      const h = parseHeader(t.slice(pos, HEADER_SIZE, byNumber, n), inodeBlocks, fail);
+      pos += HEADER_SIZE;
+      remaining -= HEADER_SIZE;
+      for (let i = 0; i < h.count; i++) {
+        if (remaining < ENTRY_SIZE) fail(`${remaining} bytes left, too few for an entry`);
+        const raw = t.slice(pos, ENTRY_SIZE, byNumber, n);
+        pos += ENTRY_SIZE;
+        remaining -= ENTRY_SIZE;
+        const e = parseEntry(raw, remaining, fail);
         // A view into the decoded table, which lives as long as this object.
-        const name = t.slice(pos, nameLen, byNumber, n);
-        pos += nameLen;
-        remaining -= nameLen;
-        if (!isFileName(name)) {
-          fail(`entry name ${JSON.stringify(name.toString('latin1'))} is not a file name`);
-        }
+        const name = t.slice(pos, e.nameLen, byNumber, n);
+        pos += e.nameLen;
+        remaining -= e.nameLen;
+        checkName(name, fail);
         out.push({
           name,
-          kind: KIND_BY_BASIC_TYPE[type] ?? 'file',
-          inodeNumber: base + delta,
-          ref: inodeBlock * 65536 + offset,
+          kind: e.kind,
+          inodeNumber: h.base + e.delta,
+          ref: h.inodeBlock * 65536 + e.offset,
         });
       }
     }
@@ -169,13 +156,7 @@ export class ImageTables {
   /** An entry's inode, checked against the type the listing gives. */
   entryInode(e: DirEntry): Inode {
     const inode = this.inode(e.ref);
-    if (inode.kind !== e.kind) {
-      throw new SquashfsFormatError(
-        'directory listing',
-        `entry ${JSON.stringify(e.name.toString('latin1'))} says ${e.kind} but its inode is a ${inode.kind}`,
-        this.image.superblock.inodeTableStart + Math.floor(e.ref / 65536),
-      );
-    }
+    checkEntryKind(e, inode, this.image.superblock.inodeTableStart);
     return inode;
   }
 }
@@ -193,16 +174,4 @@ class TableBytes {
     this.pos += n;
     return b;
   }
-}
-
-/** Not empty, no '/' or NUL, not '.' or '..'. */
-function isFileName(name: Buffer): boolean {
-  const n = name.length;
-  if (n === 0) return false;
-  if (name[0] === 0x2e && (n === 1 || (n === 2 && name[1] === 0x2e))) return false;
-  for (let i = 0; i < n; i++) {
-    const c = name[i];
-    if (c === 0x2f || c === 0) return false;
-  }
-  return true;
 }
