@@ -125,6 +125,97 @@ export async function* readListing(
   }
 }
 
+/** What scanListing reports for each entry: its name's place in the table's bytes and its inode. */
+export type ListingVisitor = (
+  namePos: number,
+  nameLength: number,
+  inodeBlock: number,
+  inodeOffset: number,
+  inodeNumber: number,
+  basicType: number,
+) => void;
+
+/**
+ * The entries of a listing held whole in `data` from `pos` (a decoded
+ * directory table), without allocating: the checks of readListing, names
+ * reported as positions.
+ */
+export function scanListing(
+  data: Buffer,
+  pos: number,
+  listingSize: number,
+  inodeTableSize: number,
+  fail: (msg: string) => never,
+  visit: ListingVisitor,
+): void {
+  let remaining = listingSize - 3;
+  let p = pos;
+  while (remaining > 0) {
+    if (remaining < HEADER_SIZE) fail(`${remaining} bytes left, too few for a header`);
+    if (p + HEADER_SIZE > data.length) fail('the listing runs past the end of the table');
+    const count = data.readUInt32LE(p) + 1;
+    const inodeBlock = data.readUInt32LE(p + 4);
+    const base = data.readInt32LE(p + 8);
+    if (count > 256) fail(`header announces ${count} entries (at most 256)`);
+    if (inodeBlock >= inodeTableSize) {
+      fail(`header's inode block ${inodeBlock} lies outside the inode table`);
+    }
+    p += HEADER_SIZE;
+    remaining -= HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      if (remaining < ENTRY_SIZE) fail(`${remaining} bytes left, too few for an entry`);
+      if (p + ENTRY_SIZE > data.length) fail('the listing runs past the end of the table');
+      const offset = data.readUInt16LE(p);
+      const delta = data.readInt16LE(p + 2);
+      const type = data.readUInt16LE(p + 4);
+      const nameLen = data.readUInt16LE(p + 6) + 1;
+      p += ENTRY_SIZE;
+      remaining -= ENTRY_SIZE;
+      if (offset >= METADATA_SIZE) fail(`entry's inode offset ${offset} is invalid`);
+      if (type < 1 || type > 7) fail(`entry type ${type} is not a basic inode type`);
+      if (nameLen > MAX_NAME) fail(`entry name of ${nameLen} bytes is too long`);
+      if (nameLen > remaining || p + nameLen > data.length)
+        fail('entry name runs past the listing');
+      if (!isFileNameAt(data, p, nameLen)) {
+        fail(
+          `entry name ${JSON.stringify(data.toString('latin1', p, p + nameLen))} is not a file name`,
+        );
+      }
+      visit(p, nameLen, inodeBlock, offset, base + delta, type);
+      p += nameLen;
+      remaining -= nameLen;
+    }
+  }
+}
+
+function isFileNameAt(data: Buffer, pos: number, n: number): boolean {
+  if (n === 0) return false;
+  if (data[pos] === 0x2e && (n === 1 || (n === 2 && data[pos + 1] === 0x2e))) return false;
+  for (let i = pos; i < pos + n; i++) {
+    const c = data[i];
+    if (c === 0x2f || c === 0) return false;
+  }
+  return true;
+}
+
+/** Byte order of two names held in buffers (as strcmp: unsigned bytes, shorter first on a tie). */
+export function compareNames(
+  a: Buffer,
+  aPos: number,
+  aLen: number,
+  b: Buffer,
+  bPos: number,
+  bLen: number,
+): number {
+  const n = Math.min(aLen, bLen);
+  for (let i = 0; i < n; i++) {
+    const x = a[aPos + i] ?? 0;
+    const y = b[bPos + i] ?? 0;
+    if (x !== y) return x - y;
+  }
+  return aLen - bLen;
+}
+
 /** A path's components ('/'-separated bytes; empty components dropped). */
 export function splitPath(bytes: Buffer): Buffer[] {
   const parts: Buffer[] = [];

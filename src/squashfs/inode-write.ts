@@ -7,17 +7,11 @@
  * 200,000 of them do not allocate 400,000 small buffers.
  */
 import { SquashfsFormatError, SquashfsWriteError } from './errors.js';
-import type { DirInode, FileInode, Inode } from './inode.js';
+import type { InodeView } from './inode-view.js';
 import type { MetadataCompressor } from './compress.js';
 import { MetadataWriter } from './meta-writer.js';
 
 export const ABSENT32 = 0xffffffff;
-
-export interface Written {
-  ref: number;
-  number: number;
-  basicType: number;
-}
 
 /** Where a directory's listing went, and what its inode says besides. */
 export interface DirFields {
@@ -29,6 +23,9 @@ export interface DirFields {
   nlink: number;
   parent: number;
   xattr: number | null;
+  /** The directory index (stored after the inode), and how many entries it has. */
+  index: Buffer;
+  indexCount: number;
 }
 
 export interface FileFields {
@@ -38,12 +35,11 @@ export interface FileFields {
   offset: number;
   nlink: number;
   xattr: number | null;
-  /** The block size words, as stored. */
-  words: Buffer;
 }
 
-/** Where an inode's owner comes from: its image's id table, named in errors by layer. */
-export interface IdSource {
+/** Where an inode comes from: its image's decoded inode table and id table (the layer names it in errors). */
+export interface InodeSource {
+  data: Buffer;
   ids: readonly number[];
   layer: number;
 }
@@ -77,7 +73,13 @@ export class InodeWriter {
   }
 
   /** The header into the scratch buffer, followed by `body` zeroed bytes the caller fills in. */
-  private header(type: number, inode: Inode, src: IdSource, number: number, body: number): Buffer {
+  private header(
+    type: number,
+    inode: InodeView,
+    src: InodeSource,
+    number: number,
+    body: number,
+  ): Buffer {
     const uid = src.ids[inode.uidIndex];
     const gid = src.ids[inode.gidIndex];
     if (uid === undefined || gid === undefined) {
@@ -98,41 +100,55 @@ export class InodeWriter {
     return h;
   }
 
-  /** Append the scratch buffer's first `len` bytes (and any tail) as inode `number`. */
-  private put(number: number, len: number, tail?: Buffer, trailer?: number): number {
+  /**
+   * Append the scratch buffer's first `len` bytes as inode `number`, then
+   * bytes [from, to) of `tail` (a block list, a symlink target, an index)
+   * and a trailing u32.
+   */
+  private put(
+    number: number,
+    len: number,
+    tail?: Buffer,
+    from = 0,
+    to = tail?.length ?? 0,
+    trailer?: number,
+  ): number {
     const ref = this.table.ref();
-    this.table.write(this.scratch.subarray(0, len));
-    if (tail) this.table.write(tail);
+    this.table.writeRange(this.scratch, 0, len);
+    if (tail) this.table.writeRange(tail, from, to);
     if (trailer !== undefined) {
       this.scratch.writeUInt32LE(trailer, 0);
-      this.table.write(this.scratch.subarray(0, 4));
+      this.table.writeRange(this.scratch, 0, 4);
     }
     this.exportRefs[number] = ref;
     return ref;
   }
 
-  dir(inode: DirInode, src: IdSource, number: number, f: DirFields): Written {
-    if (f.xattr === null && f.size <= 0xffff && f.block <= ABSENT32) {
+  dir(inode: InodeView, src: InodeSource, number: number, f: DirFields): number {
+    if (f.xattr === null && f.indexCount === 0 && f.size <= 0xffff && f.block <= ABSENT32) {
       const b = this.header(1, inode, src, number, 16);
       b.writeUInt32LE(f.block, 16);
       b.writeUInt32LE(f.nlink, 20);
       b.writeUInt16LE(f.size, 24);
       b.writeUInt16LE(f.offset, 26);
       b.writeUInt32LE(f.parent, 28);
-      return { ref: this.put(number, 32), number, basicType: 1 };
+      return this.put(number, 32);
     }
     const b = this.header(8, inode, src, number, 24);
     b.writeUInt32LE(f.nlink, 16);
     b.writeUInt32LE(f.size, 20);
     b.writeUInt32LE(f.block, 24);
     b.writeUInt32LE(f.parent, 28);
-    b.writeUInt16LE(0, 32); // no directory index: lookups scan the listing
+    b.writeUInt16LE(f.indexCount, 32);
     b.writeUInt16LE(f.offset, 34);
     b.writeUInt32LE(f.xattr ?? ABSENT32, 36);
-    return { ref: this.put(number, 40), number, basicType: 1 };
+    return this.put(number, 40, f.index);
   }
 
-  file(inode: FileInode, src: IdSource, number: number, f: FileFields): Written {
+  /** A file; its block size words are copied from the source inode. */
+  file(inode: InodeView, src: InodeSource, number: number, f: FileFields): number {
+    const words = inode.varPos;
+    const wordsEnd = words + 4 * inode.blockCount;
     const basic =
       f.xattr === null &&
       f.nlink === 1 &&
@@ -145,7 +161,7 @@ export class InodeWriter {
       b.writeUInt32LE(f.fragment, 20);
       b.writeUInt32LE(f.offset, 24);
       b.writeUInt32LE(inode.size, 28);
-      return { ref: this.put(number, 32, f.words), number, basicType: 2 };
+      return this.put(number, 32, src.data, words, wordsEnd);
     }
     const b = this.header(9, inode, src, number, 40);
     b.writeBigUInt64LE(BigInt(f.start), 16);
@@ -155,39 +171,41 @@ export class InodeWriter {
     b.writeUInt32LE(f.fragment, 44);
     b.writeUInt32LE(f.offset, 48);
     b.writeUInt32LE(f.xattr ?? ABSENT32, 52);
-    return { ref: this.put(number, 56, f.words), number, basicType: 2 };
+    return this.put(number, 56, src.data, words, wordsEnd);
   }
 
   /** Symlinks, devices, fifos and sockets. */
-  leaf(inode: Inode, src: IdSource, number: number, nlink: number, xattr: number | null): Written {
+  leaf(
+    inode: InodeView,
+    src: InodeSource,
+    number: number,
+    nlink: number,
+    xattr: number | null,
+  ): number {
     const ext = xattr !== null;
-    switch (inode.kind) {
-      case 'symlink': {
+    const basic = inode.basic;
+    switch (basic) {
+      case 3: {
         const b = this.header(ext ? 10 : 3, inode, src, number, 8);
         b.writeUInt32LE(nlink, 16);
-        b.writeUInt32LE(inode.target.length, 20);
-        const ref = this.put(number, 24, inode.target, xattr ?? undefined);
-        return { ref, number, basicType: 3 };
+        b.writeUInt32LE(inode.targetLength, 20);
+        const t = inode.varPos;
+        return this.put(number, 24, src.data, t, t + inode.targetLength, xattr ?? undefined);
       }
-      case 'blockdev':
-      case 'chardev': {
-        const basic = inode.kind === 'blockdev' ? 4 : 5;
+      case 4:
+      case 5: {
         const b = this.header(ext ? basic + 7 : basic, inode, src, number, 12);
         b.writeUInt32LE(nlink, 16);
         b.writeUInt32LE(inode.rdev, 20);
         if (ext) b.writeUInt32LE(xattr, 24);
-        return { ref: this.put(number, ext ? 28 : 24), number, basicType: basic };
+        return this.put(number, ext ? 28 : 24);
       }
-      case 'fifo':
-      case 'socket': {
-        const basic = inode.kind === 'fifo' ? 6 : 7;
+      default: {
         const b = this.header(ext ? basic + 7 : basic, inode, src, number, 8);
         b.writeUInt32LE(nlink, 16);
         if (ext) b.writeUInt32LE(xattr, 20);
-        return { ref: this.put(number, ext ? 24 : 20), number, basicType: basic };
+        return this.put(number, ext ? 24 : 20);
       }
-      default:
-        throw new SquashfsWriteError('verify', `internal error: a ${inode.kind} is not a leaf`);
     }
   }
 }

@@ -1,141 +1,383 @@
 /**
- * The writer's first pass over the merged view: which data ranges and
- * fragment blocks of each image it still uses (so only those are copied),
- * how many links each hard-linked inode keeps, and the counts of inodes,
- * files and directories. Then the repacking decision: a fragment block
- * mostly dead has its live tails packed into new blocks (where an encoder
- * exists) rather than copied whole.
+ * The writer's first pass: one walk of the merged view of a stack of
+ * images, with OverlayFS's rules (see merge.ts), on the decoded tables in
+ * place, into a Plan (plan.ts).
  */
+import { compareNames, scanListing } from './directory.js';
 import { SquashfsFormatError, SquashfsWriteError } from './errors.js';
-import type { LayerDir, OverlayMerge } from './merge.js';
+import { InodeView } from './inode-view.js';
+import { Plan, storedBytes } from './plan.js';
 import type { ImageTables } from './tables.js';
 
-export interface Plan {
-  /** Per layer: [start, length) of data the merged view uses. */
-  ranges: [number, number][][];
-  /** Per layer: fragment indexes the merged view uses. */
-  frags: Set<number>[];
-  /** Per layer: fragment index -> uncompressed tail bytes of files the view shows. */
-  tails: Map<number, number>[];
-  /** "layer:inode number" -> visible links, for inodes with more than one. */
-  links: Map<string, number>;
-  inodes: number;
-  files: number;
-  dirs: number;
-}
-
-export interface Repacking {
-  /** Per layer: fragment blocks whose live tails are repacked rather than copied. */
-  repack: Set<number>[];
-  /** Estimated dead bytes in the fragment blocks to copy. */
-  wasted: number;
-  /** All bytes to copy. */
-  total: number;
-}
-
+const OPAQUE = Buffer.from('trusted.overlay.opaque');
 const ABSENT32 = 0xffffffff;
-/** A fragment block less than this share alive has its live tails repacked (where an encoder exists). */
-const REPACK_BELOW = 0.5;
 
-export async function makePlan(
-  merge: OverlayMerge,
-  tables: readonly ImageTables[],
-  signal?: AbortSignal,
-): Promise<Plan> {
-  const n = tables.length;
-  const plan: Plan = {
-    ranges: Array.from({ length: n }, () => []),
-    frags: Array.from({ length: n }, () => new Set<number>()),
-    tails: Array.from({ length: n }, () => new Map<number, number>()),
-    links: new Map(),
-    inodes: 1,
-    files: 0,
-    dirs: 1,
-  };
-  const seen = new Set<string>();
-  const visit = async (dirs: LayerDir[]): Promise<void> => {
-    signal?.throwIfAborted();
+/** A directory of one layer that a merged directory is made of. */
+interface LayerDir {
+  layer: number;
+  /** Where its inode lies in the layer's decoded inode table, and its reference. */
+  pos: number;
+  ref: number;
+}
+
+interface Frame {
+  entry: number;
+  next: number;
+}
+
+export interface PlanOptions {
+  keepWhiteouts: boolean;
+  signal?: AbortSignal;
+}
+
+/** Walk the merged view of `tables` (bottom first) into a Plan. */
+export async function makePlan(tables: readonly ImageTables[], opts: PlanOptions): Promise<Plan> {
+  return new Planner(tables, opts).run();
+}
+
+class Planner {
+  private readonly plan: Plan;
+  private readonly view = new InodeView();
+  /** Merged directories made of more than one layer, until the walk reaches them. */
+  private readonly merged = new Map<number, LayerDir[]>();
+  private readonly seen: Set<number>[];
+  private readonly links = new Map<string, number>();
+  private nextNumber = 1;
+
+  constructor(
+    private readonly tables: readonly ImageTables[],
+    private readonly opts: PlanOptions,
+  ) {
+    this.plan = new Plan(tables);
+    this.seen = tables.map(() => new Set<number>());
+  }
+
+  private load(layer: number, pos: number, ref: number): InodeView {
+    const t = this.tables[layer];
+    if (!t) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
+    const sb = t.image.superblock;
+    return this.view.load(
+      t.inodeTable.data,
+      pos,
+      sb.blockSize,
+      sb.inodeCount,
+      ref,
+      t.inodeTable.tableStart,
+    );
+  }
+
+  private inodePos(layer: number, ref: number): number {
+    const t = this.tables[layer];
+    if (!t) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
+    return t.inodeTable.at(
+      Math.floor(ref / 65536),
+      ref % 65536,
+      (r) => ` (inode reference 0x${r.toString(16)})`,
+      ref,
+    );
+  }
+
+  async run(): Promise<Plan> {
+    const plan = this.plan;
+    const roots = await this.rootDirs();
+    const top = roots[0];
+    if (!top) throw new SquashfsWriteError('incompatible', 'no images to merge');
+    const root = plan.add(
+      top.layer,
+      top.pos,
+      top.ref,
+      0,
+      0,
+      this.load(top.layer, top.pos, top.ref).type,
+    );
+    plan.number[root] = this.nextNumber++;
+    plan.inodes = 1;
+    plan.dirs = 1;
+    await this.enter(root, roots);
+    const stack: Frame[] = [{ entry: root, next: 0 }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1];
+      if (!f) break;
+      if (f.next >= (plan.count[f.entry] ?? 0)) {
+        stack.pop();
+        continue;
+      }
+      const c = (plan.first[f.entry] ?? 0) + f.next++;
+      if (plan.isDir(c)) {
+        plan.number[c] = this.nextNumber++;
+        plan.inodes++;
+        plan.dirs++;
+        const layer = plan.layer[c] ?? 0;
+        const dirs = this.merged.get(c) ?? [
+          { layer, pos: plan.ipos[c] ?? 0, ref: plan.iref[c] ?? 0 },
+        ];
+        this.merged.delete(c);
+        await this.enter(c, dirs);
+        stack.push({ entry: c, next: 0 });
+      } else {
+        this.leaf(c);
+      }
+    }
+    for (let i = 0; i < plan.n; i++) {
+      const first = plan.linkOf[i] ?? -1;
+      if (first >= 0) plan.nlink[i] = plan.nlink[first] ?? 1;
+    }
+    if (plan.inodes > ABSENT32 - 1) {
+      throw new SquashfsWriteError('too-large', `${plan.inodes} inodes do not fit one image`);
+    }
+    return plan;
+  }
+
+  /** A non-directory the walk reaches: its number, links, data and tail. */
+  private leaf(c: number): void {
+    const plan = this.plan;
+    const layer = plan.layer[c] ?? 0;
+    const v = this.load(layer, plan.ipos[c] ?? 0, plan.iref[c] ?? 0);
+    if (v.nlink > 1) {
+      const key = `${layer}:${v.number}`;
+      const first = this.links.get(key);
+      if (first !== undefined) {
+        plan.linkOf[c] = first;
+        plan.number[c] = plan.number[first] ?? 0;
+        plan.nlink[first] = (plan.nlink[first] ?? 1) + 1;
+        return;
+      }
+      this.links.set(key, c);
+    }
+    plan.number[c] = this.nextNumber++;
+    plan.nlink[c] = 1;
+    plan.inodes++;
+    if (v.basic !== 2) return;
+    plan.files++;
+    const t = this.tables[layer];
+    if (!t) return;
+    const stored = storedBytes(t, v);
+    if (stored > 0) plan.ranges[layer]?.push(v.start, stored);
+    if (v.fragment < 0) return;
+    if (v.fragment >= t.fragments.length) {
+      throw new SquashfsFormatError(
+        'inode',
+        `inode ${v.number} names fragment ${v.fragment} of ${t.fragments.length}`,
+        -1,
+      );
+    }
+    const live = plan.live[layer];
+    const len = v.size % t.image.superblock.blockSize;
+    if (live) live[v.fragment] = (live[v.fragment] ?? 0) + len;
+    plan.frag[c] = v.fragment;
+    plan.fragOffset[c] = v.fragmentOffset;
+    plan.tailLength[c] = len;
+    plan.tails.push(c);
+  }
+
+  /** The root directory's layers, top first (an opaque root hides those below). */
+  private async rootDirs(): Promise<LayerDir[]> {
+    const out: LayerDir[] = [];
+    for (let layer = this.tables.length - 1; layer >= 0; layer--) {
+      const t = this.tables[layer];
+      if (!t) continue;
+      const ref = t.image.superblock.rootInodeRef;
+      const d = { layer, pos: this.inodePos(layer, ref), ref };
+      out.push(d);
+      if (await this.isOpaque(d)) break;
+    }
+    return out;
+  }
+
+  private async isOpaque(d: LayerDir): Promise<boolean> {
+    if (this.load(d.layer, d.pos, d.ref).xattr < 0) return false;
+    const t = this.tables[d.layer];
+    if (!t) return false;
+    const xs = await t.image.xattrs(t.inode(d.ref));
+    return xs.some((x) => x.name.equals(OPAQUE) && x.value.length === 1 && x.value[0] === 0x79);
+  }
+
+  /** Append the merged children of a directory made of `dirs` (top first). */
+  private async enter(entry: number, dirs: readonly LayerDir[]): Promise<void> {
+    this.opts.signal?.throwIfAborted();
     for (const d of dirs) {
-      const key = `${d.layer}:${d.dir.ref}`;
-      if (seen.has(key)) {
+      const seen = this.seen[d.layer];
+      if (seen?.has(d.pos)) {
+        const v = this.load(d.layer, d.pos, d.ref);
         throw new SquashfsFormatError(
           'directory listing',
-          `directory inode ${d.dir.number} of image ${d.layer} appears twice in the tree (a cycle)`,
+          `directory inode ${v.number} of image ${d.layer} appears twice in the tree (a cycle)`,
           -1,
         );
       }
-      seen.add(key);
+      seen?.add(d.pos);
     }
-    for (const c of await merge.children(dirs)) {
-      if (c.inode.kind === 'dir') {
-        plan.dirs++;
-        plan.inodes++;
-        await visit(c.dirs);
-        continue;
-      }
-      if (c.inode.nlink > 1) {
-        const key = `${c.layer}:${c.inode.number}`;
-        const count = plan.links.get(key);
-        plan.links.set(key, (count ?? 0) + 1);
-        if (count !== undefined) continue;
-      }
-      plan.inodes++;
-      if (c.inode.kind !== 'file') continue;
-      plan.files++;
-      const t = tables[c.layer];
-      if (!t) continue;
-      const stored = t.storedBytes(c.inode);
-      if (stored > 0) plan.ranges[c.layer]?.push([c.inode.blocksStart, stored]);
-      if (c.inode.fragment !== null) {
-        if (c.inode.fragment >= t.fragments.length) {
-          throw new SquashfsFormatError(
-            'inode',
-            `inode ${c.inode.number} names fragment ${c.inode.fragment} of ${t.fragments.length}`,
-            -1,
-          );
-        }
-        plan.frags[c.layer]?.add(c.inode.fragment);
-        const tails = plan.tails[c.layer];
-        const tail = c.inode.size % t.image.superblock.blockSize;
-        tails?.set(c.inode.fragment, (tails.get(c.inode.fragment) ?? 0) + tail);
-      }
-    }
-  };
-  await visit(await merge.rootDirs());
-  if (plan.inodes > ABSENT32 - 1) {
-    throw new SquashfsWriteError('too-large', `${plan.inodes} inodes do not fit one image`);
+    const plan = this.plan;
+    const first = plan.n;
+    const only = dirs.length === 1 ? dirs[0] : undefined;
+    if (only) this.singleLayer(only);
+    else await this.mergeLayers(dirs);
+    plan.first[entry] = first;
+    plan.count[entry] = plan.n - first;
+    let subdirs = 0;
+    for (let i = first; i < plan.n; i++) if (plan.isDir(i)) subdirs++;
+    plan.nlink[entry] = 2 + subdirs;
   }
-  return plan;
-}
 
-/** Which fragment blocks to repack (none when canRepack is false), and the dead bytes left in those copied. */
-export function planRepacking(
-  tables: readonly ImageTables[],
-  plan: Plan,
-  canRepack: boolean,
-): Repacking {
-  let wasted = 0;
-  let total = 0;
-  const repack = tables.map(() => new Set<number>());
-  tables.forEach((t, layer) => {
-    for (const [, n] of plan.ranges[layer] ?? []) total += n;
-    const used = plan.frags[layer];
-    if (!used || used.size === 0) return;
-    const all = t.fragmentTails();
-    const live = plan.tails[layer];
-    for (const f of used) {
-      const size = (t.fragments[f]?.word ?? 0) & 0xffffff;
-      const a = all.get(f) ?? 0;
-      const l = live?.get(f) ?? 0;
-      if (canRepack && a > 0 && l < a * REPACK_BELOW) {
-        // Mostly dead: its few live tails go into new blocks.
-        repack[layer]?.add(f);
-        total += (size * l) / a;
-        continue;
+  /** A listing, checked; `visit` gets each entry with its inode loaded. */
+  private scan(
+    d: LayerDir,
+    visit: (npos: number, nlen: number, pos: number, ref: number, v: InodeView) => void,
+  ): void {
+    const t = this.tables[d.layer];
+    if (!t) return;
+    const dir = this.load(d.layer, d.pos, d.ref);
+    if (dir.listingSize <= 3) return;
+    const dt = t.directoryTable;
+    const number = dir.number;
+    const fail = (msg: string): never => {
+      throw new SquashfsFormatError(
+        'directory listing',
+        `${msg} (inode ${number})`,
+        dt.tableStart + dir.dirBlock,
+      );
+    };
+    const at = dt.at(dir.dirBlock, dir.dirOffset, (n) => ` (inode ${n})`, number);
+    const sb = t.image.superblock;
+    const inodeBlocks = sb.directoryTableStart - sb.inodeTableStart;
+    const size = dir.listingSize;
+    scanListing(dt.data, at, size, inodeBlocks, fail, (np, nl, block, off, _num, type) => {
+      const ref = block * 65536 + off;
+      const pos = this.inodePos(d.layer, ref);
+      const v = this.load(d.layer, pos, ref);
+      if (v.basic !== type) {
+        fail(
+          `entry ${JSON.stringify(dt.data.toString('latin1', np, np + nl))} says type ${type} but its inode is of type ${v.basic}`,
+        );
       }
-      total += size;
-      if (a > 0 && l < a) wasted += (size * (a - l)) / a;
+      visit(np, nl, pos, ref, v);
+    });
+  }
+
+  /**
+   * Most directories exist in one layer only (the base): their listing is
+   * already sorted and nothing below needs hiding.
+   */
+  private singleLayer(d: LayerDir): void {
+    const plan = this.plan;
+    const first = plan.n;
+    const data = this.tables[d.layer]?.directoryTable.data ?? Buffer.alloc(0);
+    let sorted = true;
+    let prevPos = 0;
+    let prevLen = -1;
+    this.scan(d, (np, nl, pos, ref, v) => {
+      if (!this.opts.keepWhiteouts && v.whiteout) return;
+      if (prevLen >= 0 && compareNames(data, prevPos, prevLen, data, np, nl) >= 0) sorted = false;
+      prevPos = np;
+      prevLen = nl;
+      plan.add(d.layer, pos, ref, np, nl, v.type);
+    });
+    // Listings made by mksquashfs are sorted; others are put in order here.
+    if (!sorted) this.sortRange(first, plan.n);
+  }
+
+  /** The OverlayFS merge of a directory present in several layers. */
+  private async mergeLayers(dirs: readonly LayerDir[]): Promise<void> {
+    interface Slot {
+      layer: number;
+      pos: number;
+      ref: number;
+      npos: number;
+      nlen: number;
+      type: number;
+      dirs: LayerDir[] | null;
+      /** Still taking directories of the same name from lower layers. */
+      open: boolean;
     }
-  });
-  return { repack, wasted, total };
+    const byName = new Map<string, Slot>();
+    const hidden = new Set<string>();
+    for (const d of dirs) {
+      const data = this.tables[d.layer]?.directoryTable.data ?? Buffer.alloc(0);
+      const found: Slot[] = [];
+      this.scan(d, (np, nl, pos, ref, v) => {
+        found.push({
+          layer: d.layer,
+          pos,
+          ref,
+          npos: np,
+          nlen: nl,
+          // Whiteouts are marked by a type no inode has (0), unless kept.
+          type: !this.opts.keepWhiteouts && v.whiteout ? 0 : v.type,
+          dirs: v.basic === 1 ? [{ layer: d.layer, pos, ref }] : null,
+          open: v.basic === 1,
+        });
+      });
+      for (const e of found) {
+        const key = data.toString('latin1', e.npos, e.npos + e.nlen);
+        const have = byName.get(key);
+        if (have) {
+          if (!have.open) continue;
+          if (e.dirs === null) {
+            // A file or whiteout below a directory ends the merge there.
+            have.open = false;
+            continue;
+          }
+          const below = e.dirs[0];
+          if (below) {
+            have.dirs?.push(below);
+            if (await this.isOpaque(below)) have.open = false;
+          }
+          continue;
+        }
+        if (hidden.has(key)) continue;
+        if (e.type === 0) {
+          hidden.add(key);
+          continue;
+        }
+        const top = e.dirs?.[0];
+        if (top && (await this.isOpaque(top))) e.open = false;
+        byName.set(key, e);
+      }
+    }
+    const plan = this.plan;
+    const first = plan.n;
+    for (const s of byName.values()) {
+      const i = plan.add(s.layer, s.pos, s.ref, s.npos, s.nlen, s.type);
+      if (s.dirs && s.dirs.length > 1) this.merged.set(i, s.dirs);
+    }
+    this.sortRange(first, plan.n);
+  }
+
+  /** Put entries [from, to) in name order (moving their merged-layer lists along). */
+  private sortRange(from: number, to: number): void {
+    const plan = this.plan;
+    const idx = Array.from({ length: to - from }, (_, k) => from + k);
+    const data = (i: number): Buffer =>
+      this.tables[plan.layer[i] ?? 0]?.directoryTable.data ?? Buffer.alloc(0);
+    idx.sort((a, b) =>
+      compareNames(
+        data(a),
+        plan.npos[a] ?? 0,
+        plan.nlen[a] ?? 0,
+        data(b),
+        plan.npos[b] ?? 0,
+        plan.nlen[b] ?? 0,
+      ),
+    );
+    const rows = idx.map((i) => ({
+      layer: plan.layer[i] ?? 0,
+      ipos: plan.ipos[i] ?? 0,
+      iref: plan.iref[i] ?? 0,
+      npos: plan.npos[i] ?? 0,
+      nlen: plan.nlen[i] ?? 0,
+      type: plan.type[i] ?? 0,
+      merged: this.merged.get(i),
+    }));
+    for (const i of idx) this.merged.delete(i);
+    rows.forEach((r, k) => {
+      const i = from + k;
+      plan.layer[i] = r.layer;
+      plan.ipos[i] = r.ipos;
+      plan.iref[i] = r.iref;
+      plan.npos[i] = r.npos;
+      plan.nlen[i] = r.nlen;
+      plan.type[i] = r.type;
+      if (r.merged) this.merged.set(i, r.merged);
+    });
+  }
 }

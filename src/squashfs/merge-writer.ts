@@ -1,58 +1,80 @@
 /**
- * The merge itself: plan, copy the data, then emit the metadata in one
- * walk of the merged view (post-order, as mksquashfs: a directory's
- * children, then its listing, then its inode) and the tables after it.
+ * The merge itself: plan (merge-plan.ts), place the tails
+ * (fragment-plan.ts), copy the data and write the new fragment blocks, then
+ * emit the metadata in one pass over the plan, in mksquashfs's order: a
+ * directory's children (subdirectories depth first, each leaf where it
+ * falls), then its listing, then its inode. Depth-first readers (find,
+ * stat of every file, tar) then meet inodes in table order.
  * Layout: superblock, compressor options, data, inode table, directory
  * table, fragment, export, id and xattr tables, padded to 4 KiB.
  */
 import { dataCompressor, metadataCompressor, type MetadataCompressor } from './compress.js';
-import { copyData, FragmentPacker, type CopiedData } from './data-copy.js';
+import { copyData, writeNewFragments, type CopiedData } from './data-copy.js';
 import { SquashfsWriteError } from './errors.js';
-import type { FileInode, Inode } from './inode.js';
-import { ABSENT32, InodeWriter, type Written } from './inode-write.js';
-import { writeListing, type ListingEntry } from './listing-write.js';
-import { dropOverlayXattrs, OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';
+import { placeFragments, type FragmentPlacement } from './fragment-plan.js';
+import { InodeView } from './inode-view.js';
+import { ABSENT32, InodeWriter, type InodeSource } from './inode-write.js';
+import { writeListing, type ListingSource } from './listing-write.js';
+import { dropOverlayXattrs } from './merge.js';
 import { WASTE_FLOOR, type MergeImagesOptions, type MergeImagesResult } from './merge-options.js';
-import { makePlan, planRepacking, type Plan } from './merge-plan.js';
+import { makePlan } from './merge-plan.js';
+import type { Plan } from './plan.js';
 import { MetadataWriter, writeLookupTable } from './meta-writer.js';
 import type { ImageOutput } from './output.js';
 import { encodeSuperblock, FLAGS, SUPERBLOCK_SIZE } from './superblock.js';
 import type { ImageTables } from './tables.js';
 import { XattrTableWriter } from './xattr-write.js';
 
+/** What the check of the result needs from the writer besides the plan. */
+export interface WrittenMerge {
+  result: MergeImagesResult;
+  plan: Plan;
+  placement: FragmentPlacement;
+  data: CopiedData;
+}
+
 export class MergeWriter {
-  private readonly merge: OverlayMerge;
   private readonly keepXattr: (name: Buffer) => boolean;
   private plan!: Plan;
+  private placement!: FragmentPlacement;
   private data!: CopiedData;
-  private repack: Set<number>[] = [];
-  private packer!: FragmentPacker;
   private inodes!: InodeWriter;
   private dirW!: MetadataWriter;
   private xattrs!: XattrTableWriter;
-  private readonly linked = new Map<string, Written>();
-  private nextNumber = 1;
+  /** Per plan entry: the output inode reference. */
+  private refs = new Float64Array(0);
+  private readonly view = new InodeView();
   private readonly scratch = Buffer.alloc(64);
+  private readonly sources: InodeSource[];
 
   constructor(
     private readonly tables: readonly ImageTables[],
     private readonly opts: MergeImagesOptions,
   ) {
-    this.merge = new OverlayMerge(tables, opts.keepWhiteouts ?? false);
     this.keepXattr = opts.keepXattr ?? dropOverlayXattrs;
+    this.sources = tables.map((t, layer) => ({
+      data: t.inodeTable.data,
+      ids: t.image.idList(),
+      layer,
+    }));
   }
 
-  async write(out: ImageOutput): Promise<MergeImagesResult> {
+  async write(out: ImageOutput): Promise<WrittenMerge> {
     const base = this.tables[0];
     if (!base) throw new SquashfsWriteError('incompatible', 'no images to merge');
     const sb = base.image.superblock;
     const compOpts = await base.image.compressorOptions();
     const comp = metadataCompressor(sb.compression, compOpts?.fields ?? {});
     this.opts.onPhase?.('plan');
-    this.plan = await makePlan(this.merge, this.tables, this.opts.signal);
+    const plan = await makePlan(this.tables, {
+      keepWhiteouts: this.opts.keepWhiteouts ?? false,
+      ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+    });
+    this.plan = plan;
     const packData = dataCompressor(sb.compression, compOpts?.fields ?? {});
-    const { repack, wasted, total } = planRepacking(this.tables, this.plan, packData !== null);
-    this.repack = repack;
+    const placement = placeFragments(plan, packData !== null);
+    this.placement = placement;
+    const { wasted, total } = placement;
     const limit = this.opts.maxWaste;
     if (limit !== undefined && total > 0 && wasted / total > limit && wasted > WASTE_FLOOR) {
       throw new SquashfsWriteError(
@@ -71,33 +93,24 @@ export class MergeWriter {
         pos += 2 + compOpts.raw.length;
       }
       this.opts.onPhase?.('copy');
-      this.data = await copyData(this.tables, this.plan, repack, out, pos, this.opts);
-      const copied = this.data.copied;
-      this.packer = new FragmentPacker(
+      this.data = await copyData(plan, placement, out, pos, this.opts);
+      const pack = (blocks: Buffer[]): Promise<(Buffer | null)[]> =>
+        Promise.resolve(blocks.map((b) => (packData ? packData(b) : null)));
+      pos = await writeNewFragments(
+        plan,
+        placement,
+        pack,
         out,
-        packData,
+        this.data.end,
         this.data.fragEntries,
-        pos + copied,
-        sb.blockSize,
+        this.opts.signal,
       );
       this.opts.onPhase?.('metadata');
-
-      this.inodes = new InodeWriter(comp, this.plan.inodes);
+      this.inodes = new InodeWriter(comp, plan.inodes);
       this.dirW = new MetadataWriter(comp);
       this.xattrs = new XattrTableWriter(comp);
-      const root = await this.emitDir(
-        await this.merge.rootDirs(),
-        this.nextNumber++,
-        this.plan.inodes + 1,
-      );
-      await this.packer.flush();
-      pos = this.packer.dataEnd;
-      if (this.nextNumber - 1 !== this.plan.inodes) {
-        throw new SquashfsWriteError(
-          'verify',
-          `internal error: planned ${this.plan.inodes} inodes, wrote ${this.nextNumber - 1}`,
-        );
-      }
+      this.refs = new Float64Array(plan.n);
+      await this.emit();
 
       this.opts.onPhase?.('tables');
       const t = this.finishTables(pos, comp);
@@ -112,7 +125,7 @@ export class MergeWriter {
       const newest = Math.max(...this.tables.map((x) => x.image.superblock.modificationTime));
       const ids = this.inodes.idValues();
       const superblock = encodeSuperblock({
-        inodeCount: this.plan.inodes,
+        inodeCount: plan.inodes,
         modificationTime: this.opts.mtime ?? newest,
         blockSize: sb.blockSize,
         blockLog: sb.blockLog,
@@ -124,7 +137,7 @@ export class MergeWriter {
           (compOpts ? FLAGS.COMPRESSOR_OPTIONS : 0) |
           (t.xattrTableStart === null ? FLAGS.NO_XATTRS : 0),
         idCount: Math.max(1, ids.length),
-        rootInodeRef: root.ref,
+        rootInodeRef: this.refs[0] ?? 0,
         bytesUsed,
         ...t,
       });
@@ -133,20 +146,26 @@ export class MergeWriter {
         (n, x) => n + (x.image.superblock.inodeTableStart - SUPERBLOCK_SIZE),
         0,
       );
+      const copied = this.data.copied;
       return {
-        bytes: padded,
-        inodes: this.plan.inodes,
-        files: this.plan.files,
-        dirs: this.plan.dirs,
-        fragments: this.data.fragEntries.length,
-        copiedBytes: copied,
-        repackedFragments: repack.reduce((n, r) => n + r.size, 0),
-        wastedBytes: Math.round(wasted),
-        droppedBytes: Math.max(
-          0,
-          inputData - copied - (compOpts ? 2 + compOpts.raw.length : 0) * this.tables.length,
-        ),
-        metadataCompressed: comp.compresses,
+        result: {
+          bytes: padded,
+          inodes: plan.inodes,
+          files: plan.files,
+          dirs: plan.dirs,
+          fragments: this.data.fragEntries.length,
+          copiedBytes: copied,
+          repackedFragments: placement.repackedSources,
+          wastedBytes: Math.round(wasted),
+          droppedBytes: Math.max(
+            0,
+            inputData - copied - (compOpts ? 2 + compOpts.raw.length : 0) * this.tables.length,
+          ),
+          metadataCompressed: comp.compresses,
+        },
+        plan,
+        placement,
+        data: this.data,
       };
     } finally {
       await out.close();
@@ -167,11 +186,7 @@ export class MergeWriter {
     xattrTableStart: number | null;
   } {
     const chunks: Buffer[] = [];
-    let size = 0;
-    const at = (): number => {
-      size = chunks.reduce((n, c) => n + c.length, 0);
-      return pos + size;
-    };
+    const at = (): number => pos + chunks.reduce((n, c) => n + c.length, 0);
     const inodeTableStart = at();
     chunks.push(...this.inodes.table.finish());
     const directoryTableStart = at();
@@ -199,101 +214,138 @@ export class MergeWriter {
     };
   }
 
-  /** The new xattr id for an inode's kept xattrs, or null. */
-  private async xattrId(inode: Inode, layer: number): Promise<number | null> {
-    if (inode.xattrIndex === null) return null;
-    const t = this.tables[layer];
+  /** The source inode of a plan entry, loaded into the shared view. */
+  private load(e: number): InodeView {
+    const plan = this.plan;
+    const t = this.tables[plan.layer[e] ?? 0];
+    if (!t) throw new SquashfsWriteError('verify', `internal error: no image for entry ${e}`);
+    const sb = t.image.superblock;
+    return this.view.load(
+      t.inodeTable.data,
+      plan.ipos[e] ?? 0,
+      sb.blockSize,
+      sb.inodeCount,
+      plan.iref[e] ?? 0,
+      t.inodeTable.tableStart,
+    );
+  }
+
+  /** The new xattr id for an entry's kept xattrs, or null (awaits only for inodes that have some). */
+  private async xattrId(e: number, xattr: number): Promise<number | null> {
+    if (xattr < 0) return null;
+    const t = this.tables[this.plan.layer[e] ?? 0];
     if (!t) return null;
+    const inode = t.inode(this.plan.iref[e] ?? 0);
     const kept = (await t.image.xattrs(inode)).filter((x) => this.keepXattr(x.name));
     return this.xattrs.add(kept);
   }
 
-  private ids(layer: number): { ids: readonly number[]; layer: number } {
-    return { ids: this.tables[layer]?.image.idList() ?? [], layer };
+  /** Post-order over the plan: a directory's children, then its listing, then its inode. */
+  private async emit(): Promise<void> {
+    const plan = this.plan;
+    const stack: { entry: number; next: number }[] = [{ entry: 0, next: 0 }];
+    let steps = 0;
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1];
+      if (!f) break;
+      const count = plan.count[f.entry] ?? 0;
+      if (f.next < count) {
+        const c = (plan.first[f.entry] ?? 0) + f.next++;
+        if (plan.isDir(c)) {
+          if ((++steps & 1023) === 0) this.opts.signal?.throwIfAborted();
+          stack.push({ entry: c, next: 0 });
+        } else {
+          const first = plan.linkOf[c] ?? -1;
+          this.refs[c] = first >= 0 ? (this.refs[first] ?? 0) : await this.emitLeaf(c);
+        }
+        continue;
+      }
+      stack.pop();
+      const parent = stack[stack.length - 1]?.entry;
+      this.refs[f.entry] = await this.emitDir(f.entry, parent);
+    }
   }
 
-  /** Post-order: a directory's children, then its listing, then its inode. */
-  private async emitDir(dirs: LayerDir[], number: number, parent: number): Promise<Written> {
-    this.opts.signal?.throwIfAborted();
-    const top = dirs[0];
-    if (!top) throw new SquashfsWriteError('verify', 'internal error: a directory without layers');
-    const listing: ListingEntry[] = [];
-    let subdirs = 0;
-    for (const c of await this.merge.children(dirs)) {
-      if (c.inode.kind === 'dir') {
-        subdirs++;
-        const w = await this.emitDir(c.dirs, this.nextNumber++, number);
-        listing.push({ name: c.name, ...w });
-      } else {
-        listing.push({ name: c.name, ...(await this.emitLeaf(c)) });
-      }
+  private async emitDir(e: number, parentEntry: number | undefined): Promise<number> {
+    const plan = this.plan;
+    const first = plan.first[e] ?? 0;
+    const refs = this.refs;
+    const tables = this.tables;
+    const list: ListingSource = {
+      count: plan.count[e] ?? 0,
+      nameData: (i) => tables[plan.layer[first + i] ?? 0]?.directoryTable.data ?? this.scratch,
+      namePos: (i) => plan.npos[first + i] ?? 0,
+      nameLength: (i) => plan.nlen[first + i] ?? 0,
+      ref: (i) => refs[first + i] ?? 0,
+      number: (i) => plan.number[first + i] ?? 0,
+      basicType: (i) => {
+        const t = plan.type[first + i] ?? 0;
+        return t > 7 ? t - 7 : t;
+      },
+    };
+    const listed = writeListing(this.dirW, list, this.scratch);
+    let v = this.load(e);
+    let xattr: number | null = null;
+    if (v.xattr >= 0) {
+      xattr = await this.xattrId(e, v.xattr);
+      v = this.load(e);
     }
-    const at = this.dirW.position();
-    const listed = writeListing(this.dirW, listing, this.scratch);
-    const xattr = await this.xattrId(top.dir, top.layer);
-    return this.inodes.dir(top.dir, this.ids(top.layer), number, {
-      block: at.block,
-      offset: at.offset,
-      size: listed + 3,
-      nlink: 2 + subdirs,
+    const parent = parentEntry === undefined ? plan.inodes + 1 : (plan.number[parentEntry] ?? 0);
+    return this.inodes.dir(v, this.source(e), plan.number[e] ?? 0, {
+      block: listed.block,
+      offset: listed.offset,
+      size: listed.bytes + 3,
+      nlink: plan.nlink[e] ?? 2,
       parent,
       xattr,
+      index: listed.index,
+      indexCount: listed.indexCount,
     });
   }
 
-  private async emitLeaf(c: MergedEntry): Promise<Written> {
-    const inode = c.inode;
-    let key: string | undefined;
-    let nlink = 1;
-    if (inode.nlink > 1) {
-      key = `${c.layer}:${inode.number}`;
-      const done = this.linked.get(key);
-      if (done) return done;
-      nlink = this.plan.links.get(key) ?? 1;
-    }
-    const number = this.nextNumber++;
-    const xattr = await this.xattrId(inode, c.layer);
-    const written =
-      inode.kind === 'file'
-        ? await this.emitFile(inode, c.layer, number, nlink, xattr)
-        : this.inodes.leaf(inode, this.ids(c.layer), number, nlink, xattr);
-    if (key) this.linked.set(key, written);
-    return written;
+  private source(e: number): InodeSource {
+    const s = this.sources[this.plan.layer[e] ?? 0];
+    if (!s) throw new SquashfsWriteError('verify', `internal error: no image for entry ${e}`);
+    return s;
   }
 
-  private async emitFile(
-    inode: FileInode,
-    layer: number,
-    number: number,
-    nlink: number,
-    xattr: number | null,
-  ): Promise<Written> {
-    const t = this.tables[layer];
+  private async emitLeaf(e: number): Promise<number> {
+    const plan = this.plan;
+    const number = plan.number[e] ?? 0;
+    const nlink = plan.nlink[e] ?? 1;
+    let v = this.load(e);
+    let xattr: number | null = null;
+    if (v.xattr >= 0) {
+      xattr = await this.xattrId(e, v.xattr);
+      v = this.load(e);
+    }
+    if (v.basic !== 2) return this.inodes.leaf(v, this.source(e), number, nlink, xattr);
+    const layer = plan.layer[e] ?? 0;
     const map = this.data.maps[layer];
-    if (!t || !map) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
-    const words = t.blockWords(inode);
-    const start = t.storedBytes(inode) > 0 ? map.map(inode.blocksStart) : 0;
+    if (!map) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
+    const data = this.source(e).data;
+    let stored = 0;
+    for (let i = 0; i < v.blockCount; i++) stored += data.readUInt32LE(v.varPos + 4 * i) & 0xffffff;
+    const start = stored > 0 ? map.map(v.start) : 0;
     let fragment = ABSENT32;
     let offset = 0;
-    if (inode.fragment !== null && this.repack[layer]?.has(inode.fragment)) {
-      ({ fragment, offset } = await this.packer.place(t, layer, inode));
-    } else if (inode.fragment !== null) {
-      const f = this.data.fragIndex[layer]?.get(inode.fragment);
-      if (f === undefined)
-        throw new SquashfsWriteError(
-          'verify',
-          `internal error: fragment ${inode.fragment} of image ${layer} was not copied`,
-        );
-      fragment = f;
-      offset = inode.fragmentOffset;
+    if (v.fragment >= 0) {
+      const placed = this.placement.newFragment[e] ?? -1;
+      if (placed >= 0) {
+        fragment = placed;
+        offset = this.placement.newOffset[e] ?? 0;
+      } else {
+        const f = this.placement.keptIndex[layer]?.get(v.fragment);
+        if (f === undefined) {
+          throw new SquashfsWriteError(
+            'verify',
+            `internal error: fragment ${v.fragment} of image ${layer} was not copied`,
+          );
+        }
+        fragment = f;
+        offset = v.fragmentOffset;
+      }
     }
-    return this.inodes.file(inode, this.ids(layer), number, {
-      start,
-      fragment,
-      offset,
-      nlink,
-      xattr,
-      words,
-    });
+    return this.inodes.file(v, this.source(e), number, { start, fragment, offset, nlink, xattr });
   }
 }

@@ -5,19 +5,18 @@
  * promise machinery). Same checks as the reader: a malformed table is a
  * SquashfsFormatError, never a crash.
  */
-import {
-  checkEntryKind,
-  checkName,
-  ENTRY_SIZE,
-  HEADER_SIZE,
-  parseEntry,
-  parseHeader,
-  type DirEntry,
-} from './directory.js';
+import { checkEntryKind, scanListing, type DirEntry } from './directory.js';
 import { SquashfsFormatError } from './errors.js';
 import type { FragmentEntry } from './file-read.js';
 import type { SquashfsImage } from './image.js';
-import { parseInodeSync, type DirInode, type FileInode, type Inode } from './inode.js';
+import {
+  InodeView,
+  KIND_BY_BASIC_TYPE,
+  parseInodeSync,
+  type DirInode,
+  type FileInode,
+  type Inode,
+} from './inode.js';
 import type { DecodedTable } from './metadata.js';
 
 const byRef = (ref: number): string => ` (inode reference 0x${ref.toString(16)})`;
@@ -38,6 +37,16 @@ export class ImageTables {
     return new ImageTables(image, inodes, dirs, fragments);
   }
 
+  /** The decoded inode table (for layout analysis). */
+  get inodeTable(): DecodedTable {
+    return this.inodes;
+  }
+
+  /** The decoded directory table (for layout analysis). */
+  get directoryTable(): DecodedTable {
+    return this.dirs;
+  }
+
   get root(): DirInode {
     return this.image.root;
   }
@@ -46,9 +55,16 @@ export class ImageTables {
     const block = Math.floor(ref / 65536);
     const offset = ref % 65536;
     const table = this.inodes;
-    const bytes = new TableBytes(table, table.at(block, offset, byRef, ref), ref);
     const sb = this.image.superblock;
-    return parseInodeSync(bytes, ref, sb.blockSize, sb.inodeCount, table.tableStart + block);
+    const pos = table.at(block, offset, byRef, ref);
+    return parseInodeSync(
+      table.data,
+      pos,
+      ref,
+      sb.blockSize,
+      sb.inodeCount,
+      table.tableStart + block,
+    );
   }
 
   /** The raw block size words of a file (u32 LE each), as stored. */
@@ -93,18 +109,14 @@ export class ImageTables {
     const tails = new Map<number, number>();
     const t = this.inodes;
     const sb = this.image.superblock;
-    const bytes = new TableBytes(t, 0, 0);
-    for (let n = 0; n < sb.inodeCount && bytes.pos < t.data.length; n++) {
-      const inode = parseInodeSync(bytes, bytes.pos, sb.blockSize, sb.inodeCount, t.tableStart);
-      if (inode.kind === 'file') {
-        bytes.pos += inode.blockCount * 4;
-        if (inode.fragment !== null) {
-          tails.set(inode.fragment, (tails.get(inode.fragment) ?? 0) + (inode.size % sb.blockSize));
-        }
-      } else if (inode.kind === 'dir') {
-        // Extended directories carry their index after the inode.
-        for (let i = 0; i < inode.indexCount; i++) bytes.read(bytes.read(12).readUInt32LE(8) + 1);
+    const v = new InodeView();
+    let pos = 0;
+    for (let n = 0; n < sb.inodeCount && pos < t.data.length; n++) {
+      v.load(t.data, pos, sb.blockSize, sb.inodeCount, pos, t.tableStart);
+      if (v.fragment >= 0 && v.basic === 2) {
+        tails.set(v.fragment, (tails.get(v.fragment) ?? 0) + (v.size % sb.blockSize));
       }
+      pos += v.byteLength(t.data);
     }
     return tails;
   }
@@ -112,7 +124,7 @@ export class ImageTables {
   /** A directory's entries in stored order. */
   entries(dir: DirInode): DirEntry[] {
     const out: DirEntry[] = [];
-    let remaining = dir.listingSize - 3;
+    const remaining = dir.listingSize - 3;
     if (remaining <= 0) return out;
     const n = dir.number;
     const t = this.dirs;
@@ -123,33 +135,25 @@ export class ImageTables {
         t.tableStart + dir.dirBlock,
       );
     };
-    let pos = t.at(dir.dirBlock, dir.dirOffset, byNumber, n);
+    const pos = t.at(dir.dirBlock, dir.dirOffset, byNumber, n);
     const inodeBlocks =
       this.image.superblock.directoryTableStart - this.image.superblock.inodeTableStart;
-    while (remaining > 0) {
-      if (remaining < HEADER_SIZE) fail(`${remaining} bytes left, too few for a header`);
-      const h = parseHeader(t.slice(pos, HEADER_SIZE, byNumber, n), inodeBlocks, fail);
-      pos += HEADER_SIZE;
-      remaining -= HEADER_SIZE;
-      for (let i = 0; i < h.count; i++) {
-        if (remaining < ENTRY_SIZE) fail(`${remaining} bytes left, too few for an entry`);
-        const raw = t.slice(pos, ENTRY_SIZE, byNumber, n);
-        pos += ENTRY_SIZE;
-        remaining -= ENTRY_SIZE;
-        const e = parseEntry(raw, remaining, fail);
-        // A view into the decoded table, which lives as long as this object.
-        const name = t.slice(pos, e.nameLen, byNumber, n);
-        pos += e.nameLen;
-        remaining -= e.nameLen;
-        checkName(name, fail);
+    scanListing(
+      t.data,
+      pos,
+      dir.listingSize,
+      inodeBlocks,
+      fail,
+      (np, nl, block, off, num, type) => {
         out.push({
-          name,
-          kind: e.kind,
-          inodeNumber: h.base + e.delta,
-          ref: h.inodeBlock * 65536 + e.offset,
+          // A view into the decoded table, which lives as long as this object.
+          name: t.data.subarray(np, np + nl),
+          kind: KIND_BY_BASIC_TYPE[type] ?? 'file',
+          inodeNumber: num,
+          ref: block * 65536 + off,
         });
-      }
-    }
+      },
+    );
     return out;
   }
 
@@ -158,20 +162,5 @@ export class ImageTables {
     const inode = this.inode(e.ref);
     checkEntryKind(e, inode, this.image.superblock.inodeTableStart);
     return inode;
-  }
-}
-
-/** Sequential reads from a decoded table, for parseInodeSync. */
-class TableBytes {
-  constructor(
-    private readonly table: DecodedTable,
-    public pos: number,
-    private readonly ref: number,
-  ) {}
-
-  read(n: number): Buffer {
-    const b = this.table.slice(this.pos, n, byRef, this.ref);
-    this.pos += n;
-    return b;
   }
 }

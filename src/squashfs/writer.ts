@@ -50,7 +50,7 @@ export async function writeMergedImage(
     for (const img of images) tables.push(await ImageTables.load(img));
     let result: MergeImagesResult;
     try {
-      result = await new MergeWriter(tables, opts).write(out);
+      result = (await new MergeWriter(tables, opts).write(out)).result;
       if (opts.verify) {
         opts.onPhase?.('verify');
         const keep = opts.keepXattr ?? dropOverlayXattrs;
