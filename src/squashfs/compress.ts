@@ -10,6 +10,12 @@ import { deflateSync } from 'node:zlib';
 import type { CompressorName } from './decompress.js';
 import { xzEncode } from './xz-encode.js';
 
+/** The encoders besides Node's zlib whose versions decide the bytes a merge writes (see recipe.ts). */
+export const COMPRESSION_ENVIRONMENT: Readonly<Record<string, string>> = {
+  xz: 'squashtree xz-encode (MERGE_METHOD)',
+  lz4: 'squashtree lz4Block (MERGE_METHOD)',
+};
+
 export interface MetadataCompressor {
   readonly name: CompressorName;
   /** False when blocks are stored uncompressed for want of an encoder. */

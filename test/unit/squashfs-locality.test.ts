@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { applySync, generateRepo } from '../../src/corpus/portage.js';
 import { BufferOutput, SquashfsImage, writeMergedImage } from '../../src/squashfs/index.js';
 import { kernelWalkCost, type WalkCost } from '../../src/squashfs/locality.js';
+import { layerOf } from '../helpers/layer-dir.js';
 
 const haveTools = spawnSync('mksquashfs', ['-version']).status !== null;
 
@@ -35,52 +36,6 @@ async function tmp(t: TestContext): Promise<string> {
   const dir = await fsp.mkdtemp(join(tmpdir(), 'st-locality-'));
   t.after(() => fsp.rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Relative paths of every entry below root, with a type letter. */
-async function entries(
-  root: string,
-  rel = '',
-  out = new Map<string, string>(),
-): Promise<Map<string, string>> {
-  for (const d of await fsp.readdir(join(root, rel), { withFileTypes: true })) {
-    const p = rel ? `${rel}/${d.name}` : d.name;
-    out.set(p, d.isDirectory() ? 'd' : 'f');
-    if (d.isDirectory()) await entries(root, p, out);
-  }
-  return out;
-}
-
-/**
- * The layer that turns tree `a` into tree `b`: what is new or changed in b
- * (directories whose contents changed are carried with it), and a
- * whiteout for what b no longer has.
- */
-async function layerOf(a: string, b: string, layer: string): Promise<string[]> {
-  const was = await entries(a);
-  const now = await entries(b);
-  const whiteouts: string[] = [];
-  await fsp.mkdir(layer, { recursive: true });
-  for (const [p, kind] of now) {
-    const old = was.get(p);
-    if (kind === 'd') {
-      if (old !== 'd') await fsp.mkdir(join(layer, p), { recursive: true });
-      continue;
-    }
-    const same =
-      old === 'f' && (await fsp.readFile(join(a, p))).equals(await fsp.readFile(join(b, p)));
-    if (same) continue;
-    await fsp.mkdir(join(layer, p, '..'), { recursive: true });
-    await fsp.copyFile(join(b, p), join(layer, p));
-  }
-  for (const [p] of was) {
-    if (now.has(p)) continue;
-    const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
-    if (parent && !now.has(parent)) continue; // under a whiteout already
-    await fsp.mkdir(join(layer, parent), { recursive: true });
-    whiteouts.push(`${p} c 0 0 0 0 0`);
-  }
-  return whiteouts;
 }
 
 async function cost(bytes: Buffer): Promise<Record<string, WalkCost>> {
