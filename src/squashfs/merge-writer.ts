@@ -8,7 +8,12 @@
  * Layout: superblock, compressor options, data, inode table, directory
  * table, fragment, export, id and xattr tables, padded to 4 KiB.
  */
-import { dataCompressor, metadataCompressor, type MetadataCompressor } from './compress.js';
+import {
+  dataCompressor,
+  metadataCompressor,
+  prepareEncoders,
+  type MetadataCompressor,
+} from './compress.js';
 import { copyData, writeNewFragments, type CopiedData } from './data-copy.js';
 import { SquashfsWriteError } from './errors.js';
 import { placeFragments, type FragmentPlacement } from './fragment-plan.js';
@@ -64,6 +69,7 @@ export class MergeWriter {
     if (!base) throw new SquashfsWriteError('incompatible', 'no images to merge');
     const sb = base.image.superblock;
     const compOpts = await base.image.compressorOptions();
+    await prepareEncoders(sb.compression);
     const comp = metadataCompressor(sb.compression, compOpts?.fields ?? {});
     this.opts.onPhase?.('plan');
     const plan = await makePlan(this.tables, {
