@@ -133,6 +133,8 @@ export type ListingVisitor = (
   inodeOffset: number,
   inodeNumber: number,
   basicType: number,
+  /** Where the header of the entry's run starts in data. */
+  headerPos: number,
 ) => void;
 
 /**
@@ -153,6 +155,7 @@ export function scanListing(
   while (remaining > 0) {
     if (remaining < HEADER_SIZE) fail(`${remaining} bytes left, too few for a header`);
     if (p + HEADER_SIZE > data.length) fail('the listing runs past the end of the table');
+    const header = p;
     const count = data.readUInt32LE(p) + 1;
     const inodeBlock = data.readUInt32LE(p + 4);
     const base = data.readInt32LE(p + 8);
@@ -181,7 +184,7 @@ export function scanListing(
           `entry name ${JSON.stringify(data.toString('latin1', p, p + nameLen))} is not a file name`,
         );
       }
-      visit(p, nameLen, inodeBlock, offset, base + delta, type);
+      visit(p, nameLen, inodeBlock, offset, base + delta, type, header);
       p += nameLen;
       remaining -= nameLen;
     }

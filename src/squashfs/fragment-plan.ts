@@ -46,19 +46,19 @@ export interface FragmentPlacement {
 
 /** The kernel's replacement: a hit changes nothing; a miss takes the next slot in turn. */
 class RoundRobin {
-  private readonly keys: string[];
+  private readonly keys: number[];
   private next = 0;
 
   constructor(size: number) {
-    this.keys = new Array<string>(size).fill('');
+    this.keys = new Array<number>(size).fill(-1);
   }
 
-  has(key: string): boolean {
+  has(key: number): boolean {
     return this.keys.includes(key);
   }
 
   /** Look up key; on a miss insert it. Returns true on a miss. */
-  touch(key: string): boolean {
+  touch(key: number): boolean {
     if (this.keys.includes(key)) return false;
     this.keys[this.next] = key;
     this.next = (this.next + 1) % this.keys.length;
@@ -68,16 +68,12 @@ class RoundRobin {
 
 export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacement {
   const tables = plan.tables;
-  const tail = (e: number): { layer: number; frag: number; offset: number; len: number } => ({
-    layer: plan.layer[e] ?? 0,
-    frag: plan.frag[e] ?? -1,
-    offset: plan.fragOffset[e] ?? 0,
-    len: plan.tailLength[e] ?? 0,
-  });
-  const key = (layer: number, frag: number): string => `${layer}:${frag}`;
+  // A block is named by one number: layer * 2^32 + index (new blocks: negative).
+  const key = (layer: number, frag: number): number => layer * 2 ** 32 + frag;
+  const keyOf = (e: number): number => key(plan.layer[e] ?? 0, plan.frag[e] ?? 0);
 
   // Blocks mostly dead are repacked (their dead bytes dropped).
-  const repack = new Set<string>();
+  const repack = new Set<number>();
   let wasted = 0;
   let total = 0;
   const alls = tables.map((t, layer) =>
@@ -100,14 +96,13 @@ export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacemen
   // Blocks of upper images whose tails are not read in one run are repacked too.
   if (canRepack) {
     const cache = new RoundRobin(KERNEL_FRAGMENT_CACHE);
-    const misses = new Map<string, number>();
+    const misses = new Map<number, number>();
     for (const e of plan.tails) {
-      const x = tail(e);
-      const k = key(x.layer, x.frag);
+      const k = keyOf(e);
       if (repack.has(k)) continue;
       if (cache.touch(k)) misses.set(k, (misses.get(k) ?? 0) + 1);
     }
-    for (const [k, n] of misses) if (n > 1 && !k.startsWith('0:')) repack.add(k);
+    for (const [k, n] of misses) if (n > 1 && k >= 2 ** 32) repack.add(k);
   }
 
   // Blocks copied whole (their indices come from the walk below).
@@ -132,8 +127,7 @@ export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacemen
   }
   // Repacked tails take about their share of their old blocks.
   for (const k of repack) {
-    const [layer = 0, f = 0] = k.split(':').map(Number);
-    const b = bytesOf(layer, f);
+    const b = bytesOf(Math.floor(k / 2 ** 32), k % 2 ** 32);
     if (b.all > 0) total += (b.size * b.live) / b.all;
   }
 
@@ -145,42 +139,45 @@ export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacemen
   const keptIndex = tables.map(() => new Map<number, number>());
   let count = 0;
   const placed = new Map<string, number>();
+  let opened = 0;
   const bs = tables[0]?.image.superblock.blockSize ?? 131072;
   const cache = new RoundRobin(KERNEL_FRAGMENT_CACHE);
   let open: { tails: number[]; newIndex: number } | null = null;
-  let openKey = '';
+  let openKey = -1;
   let openBytes = 0;
   for (const e of plan.tails) {
-    const x = tail(e);
-    const k = key(x.layer, x.frag);
+    const layer = plan.layer[e] ?? 0;
+    const frag = plan.frag[e] ?? 0;
+    const len = plan.tailLength[e] ?? 0;
+    const k = key(layer, frag);
     if (!repack.has(k)) {
       cache.touch(k);
-      const index = keptIndex[x.layer];
-      if (index && !index.has(x.frag)) {
-        index.set(x.frag, count);
-        kept.push({ layer: x.layer, index: x.frag, newIndex: count++ });
+      const index = keptIndex[layer];
+      if (index && !index.has(frag)) {
+        index.set(frag, count);
+        kept.push({ layer, index: frag, newIndex: count++ });
       }
       continue;
     }
     // The same tail named by two inodes (mksquashfs finds duplicates) is stored once.
-    const same = `${k}:${x.offset}:${x.len}`;
+    const same = `${k}:${plan.fragOffset[e] ?? 0}:${len}`;
     const at = placed.get(same);
     if (at !== undefined) {
       newFragment[e] = newFragment[at] ?? -1;
       newOffset[e] = newOffset[at] ?? 0;
       continue;
     }
-    if (!open || openBytes + x.len > bs || !cache.has(openKey)) {
+    if (!open || openBytes + len > bs || !cache.has(openKey)) {
       open = { tails: [], newIndex: count++ };
       blocks.push(open);
-      openKey = `new:${blocks.length - 1}`;
+      openKey = -1 - opened++;
       openBytes = 0;
       cache.touch(openKey);
     }
     newFragment[e] = open.newIndex;
     newOffset[e] = openBytes;
     open.tails.push(e);
-    openBytes += x.len;
+    openBytes += len;
     placed.set(same, e);
   }
   return {

@@ -47,13 +47,13 @@ export interface InodeSource {
 export class InodeWriter {
   readonly table: MetadataWriter;
   /** Inode number -> reference, for the export table. */
-  readonly exportRefs: number[];
+  readonly exportRefs: Float64Array;
   private readonly ids = new Map<number, number>();
   private readonly scratch = Buffer.alloc(64);
 
   constructor(comp: MetadataCompressor, inodeCount: number) {
     this.table = new MetadataWriter(comp);
-    this.exportRefs = new Array<number>(inodeCount + 1).fill(-1);
+    this.exportRefs = new Float64Array(inodeCount + 1);
   }
 
   /** The new id table: uids and gids in the order first used. */

@@ -1,5 +1,5 @@
 /** What writeMergedImage takes and returns. */
-import type { VerifyMergeResult } from './verify-merge.js';
+import type { PlanCheckResult } from './plan-check.js';
 
 export interface MergeImagesOptions {
   /** Which xattrs the new image keeps; default: all but trusted.overlay.* (overlay bookkeeping). */
@@ -43,7 +43,7 @@ export interface MergeImagesResult {
   /** False when metadata is stored uncompressed (no encoder for the compressor). */
   metadataCompressed: boolean;
   /** With verify: what was compared. */
-  verified?: VerifyMergeResult;
+  verified?: PlanCheckResult;
 }
 
 /** maxWaste applies above this many wasted bytes: a small tree's few dead tails do not matter. */

@@ -10,6 +10,8 @@ import { Plan, storedBytes } from './plan.js';
 import type { ImageTables } from './tables.js';
 
 const OPAQUE = Buffer.from('trusted.overlay.opaque');
+const byRef = (r: number): string => ` (inode reference 0x${r.toString(16)})`;
+const byNumber = (n: number): string => ` (inode ${n})`;
 const ABSENT32 = 0xffffffff;
 
 /** A directory of one layer that a merged directory is made of. */
@@ -69,12 +71,7 @@ class Planner {
   private inodePos(layer: number, ref: number): number {
     const t = this.tables[layer];
     if (!t) throw new SquashfsWriteError('verify', `internal error: no image ${layer}`);
-    return t.inodeTable.at(
-      Math.floor(ref / 65536),
-      ref % 65536,
-      (r) => ` (inode reference 0x${r.toString(16)})`,
-      ref,
-    );
+    return t.inodeTable.at(Math.floor(ref / 65536), ref % 65536, byRef, ref);
   }
 
   async run(): Promise<Plan> {
@@ -229,20 +226,22 @@ class Planner {
     const dir = this.load(d.layer, d.pos, d.ref);
     if (dir.listingSize <= 3) return;
     const dt = t.directoryTable;
+    // The view is reloaded for every entry: keep the directory's fields.
     const number = dir.number;
+    const block = dir.dirBlock;
     const fail = (msg: string): never => {
       throw new SquashfsFormatError(
         'directory listing',
         `${msg} (inode ${number})`,
-        dt.tableStart + dir.dirBlock,
+        dt.tableStart + block,
       );
     };
-    const at = dt.at(dir.dirBlock, dir.dirOffset, (n) => ` (inode ${n})`, number);
+    const at = dt.at(dir.dirBlock, dir.dirOffset, byNumber, number);
     const sb = t.image.superblock;
     const inodeBlocks = sb.directoryTableStart - sb.inodeTableStart;
     const size = dir.listingSize;
-    scanListing(dt.data, at, size, inodeBlocks, fail, (np, nl, block, off, _num, type) => {
-      const ref = block * 65536 + off;
+    scanListing(dt.data, at, size, inodeBlocks, fail, (np, nl, iblock, off, _num, type) => {
+      const ref = iblock * 65536 + off;
       const pos = this.inodePos(d.layer, ref);
       const v = this.load(d.layer, pos, ref);
       if (v.basic !== type) {

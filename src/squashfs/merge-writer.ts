@@ -201,7 +201,10 @@ export class MergeWriter {
     const n = this.plan.inodes;
     const exportEntries = Buffer.alloc(8 * n);
     for (let i = 1; i <= n; i++) {
-      exportEntries.writeBigUInt64LE(BigInt(this.inodes.exportRefs[i] ?? 0), 8 * (i - 1));
+      // Two u32 halves: a BigInt per inode would cost 200,000 allocations.
+      const ref = this.inodes.exportRefs[i] ?? 0;
+      exportEntries.writeUInt32LE(ref % 2 ** 32, 8 * (i - 1));
+      exportEntries.writeUInt32LE(Math.floor(ref / 2 ** 32), 8 * (i - 1) + 4);
     }
     const exportTableStart = writeLookupTable(chunks, at(), comp, [exportEntries]);
     const ids = this.inodes.idValues();
@@ -262,7 +265,13 @@ export class MergeWriter {
           stack.push({ entry: c, next: 0 });
         } else {
           const first = plan.linkOf[c] ?? -1;
-          this.refs[c] = first >= 0 ? (this.refs[first] ?? 0) : await this.emitLeaf(c);
+          if (first >= 0) {
+            this.refs[c] = this.refs[first] ?? 0;
+          } else {
+            // Only inodes with xattrs wait (for reading them): no promise for the others.
+            const xattr = this.load(c).xattr;
+            this.refs[c] = this.emitLeaf(c, xattr < 0 ? null : await this.xattrId(c, xattr));
+          }
         }
         continue;
       }
@@ -315,16 +324,11 @@ export class MergeWriter {
     return s;
   }
 
-  private async emitLeaf(e: number): Promise<number> {
+  private emitLeaf(e: number, xattr: number | null): number {
     const plan = this.plan;
     const number = plan.number[e] ?? 0;
     const nlink = plan.nlink[e] ?? 1;
-    let v = this.load(e);
-    let xattr: number | null = null;
-    if (v.xattr >= 0) {
-      xattr = await this.xattrId(e, v.xattr);
-      v = this.load(e);
-    }
+    const v = this.load(e);
     if (v.basic !== 2) return this.inodes.leaf(v, this.source(e), number, nlink, xattr);
     const layer = plan.layer[e] ?? 0;
     const map = this.data.maps[layer];

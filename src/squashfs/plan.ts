@@ -50,11 +50,12 @@ export class Plan {
   constructor(readonly tables: readonly ImageTables[]) {
     this.ranges = tables.map(() => []);
     this.live = tables.map((t) => new Float64Array(t.fragments.length));
-    this.grow(1024);
+    // The merged view has at most every input's inodes (plus second names of hard links).
+    this.grow(tables.reduce((n, t) => n + t.image.superblock.inodeCount, 64));
   }
 
   private grow(min: number): void {
-    const cap = Math.max(min, this.layer.length * 2);
+    const cap = Math.max(min, Math.ceil(this.layer.length * 1.25));
     const re = <T extends { length: number; set(a: T): void }>(a: T, make: (n: number) => T): T => {
       const b = make(cap);
       b.set(a);

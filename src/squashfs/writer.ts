@@ -19,7 +19,7 @@ import type { MergeImagesOptions, MergeImagesResult } from './merge-options.js';
 import { MergeWriter } from './merge-writer.js';
 import { FileOutput, type ImageOutput } from './output.js';
 import { ImageTables } from './tables.js';
-import { verifyMergedTables } from './verify-merge.js';
+import { checkAgainstPlan } from './plan-check.js';
 
 export type { MergeImagesOptions, MergeImagesResult } from './merge-options.js';
 
@@ -50,17 +50,12 @@ export async function writeMergedImage(
     for (const img of images) tables.push(await ImageTables.load(img));
     let result: MergeImagesResult;
     try {
-      result = (await new MergeWriter(tables, opts).write(out)).result;
+      const written = await new MergeWriter(tables, opts).write(out);
+      result = written.result;
       if (opts.verify) {
         opts.onPhase?.('verify');
         const keep = opts.keepXattr ?? dropOverlayXattrs;
-        result.verified = await verifyMergedTables(
-          tables,
-          await out.source(),
-          keep,
-          opts.signal,
-          opts.keepWhiteouts ?? false,
-        );
+        result.verified = await checkAgainstPlan(written, await out.source(), keep, opts.signal);
       }
     } catch (e) {
       await out.discard();

@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { buildTree, type Spec } from '../helpers/tree.js';
 import {
   BufferOutput,
+  BufferSource,
   SquashfsImage,
+  type ByteSource,
   SquashfsWriteError,
   writeMergedImage,
 } from '../../src/squashfs/index.js';
@@ -181,6 +183,24 @@ describe(
       const img = await SquashfsImage.fromBuffer(out.bytes);
       assert.equal(img.superblock.compression, 'lz4');
       await img.close();
+    });
+
+    it('its check reads the image back: a byte that differs from its inputs fails the merge', async (t) => {
+      const dir = await tmp(t);
+      await buildTree(join(dir, 'base'), BASE);
+      pack(join(dir, 'base'), join(dir, 'base.sqfs'));
+      // The check reads what the output holds: here a copy with one data byte flipped.
+      class Flipped extends BufferOutput {
+        override source(): Promise<ByteSource> {
+          const b = Buffer.from(this.bytes);
+          b[200] = (b[200] ?? 0) ^ 1;
+          return Promise.resolve(new BufferSource(b));
+        }
+      }
+      await assert.rejects(
+        writeMergedImage([join(dir, 'base.sqfs')], new Flipped(), { verify: true }),
+        (e: unknown) => e instanceof SquashfsWriteError && e.code === 'verify',
+      );
     });
 
     it('never overwrites an existing file, and leaves it as it was', async (t) => {
