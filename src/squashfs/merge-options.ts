@@ -1,5 +1,11 @@
 /** What writeMergedImage takes and returns. */
-import type { PlanCheckResult } from './plan-check.js';
+
+/** What the check of a written image compared. */
+export interface PlanCheckResult {
+  entries: number;
+  /** Data and fragment bytes compared. */
+  bytesCompared: number;
+}
 
 export interface MergeImagesOptions {
   /** Which xattrs the new image keeps; default: all but trusted.overlay.* (overlay bookkeeping). */

@@ -14,15 +14,10 @@ import { scanListing } from './directory.js';
 import { SquashfsWriteError } from './errors.js';
 import { SquashfsImage, type Xattr } from './image.js';
 import { InodeView } from './inode-view.js';
+import type { PlanCheckResult } from './merge-options.js';
 import type { WrittenMerge } from './merge-writer.js';
 import type { ByteSource } from './source.js';
 import { ImageTables } from './tables.js';
-
-export interface PlanCheckResult {
-  entries: number;
-  /** Data and fragment bytes compared. */
-  bytesCompared: number;
-}
 
 const CHUNK = 1 << 20;
 const noContext = (): string => '';
