@@ -9,9 +9,9 @@
  * fragment decompressions after two one-day layers).
  *
  * The rule (part of the merge rule, see recipe.ts):
- *   - a block is copied whole when it comes from the bottom image and at
- *     least REPACK_BELOW of its tail bytes are still shown, or from any
- *     image when its tails are read in one run (it is decoded once);
+ *   - a block is copied whole when at least REPACK_BELOW of its tail bytes
+ *     are still shown and it comes from the bottom image, or from any image
+ *     when its tails are read in one run (it is decoded once);
  *   - every other shown tail is repacked, in walk order, into new blocks;
  *     a new block is closed when full or when the kernel's cache would have
  *     evicted it (two other blocks decoded since it opened), so each new
@@ -20,8 +20,14 @@
  */
 import type { Plan } from './plan.js';
 
-/** A fragment block less than this share alive has its live tails repacked (where an encoder exists). */
-export const REPACK_BELOW = 0.5;
+/**
+ * A fragment block less than this share alive has its live tails repacked
+ * (where an encoder exists). Measured on the 203k-file tree, gzip: base + 8
+ * daily layers compacts to 1.067 of a fresh image at 0.5, 1.019 at 0.9
+ * (+0.8 s CPU), 1.007 at 0.95 (+1.5 s); base + one day costs 1.61 s CPU at
+ * 0.5 and 1.83 s at 0.9 (1.011 and 1.005 of a fresh image).
+ */
+export const REPACK_BELOW = 0.9;
 /** The kernel's fragment cache (CONFIG_SQUASHFS_FRAGMENT_CACHE_SIZE default). */
 export const KERNEL_FRAGMENT_CACHE = 3;
 
@@ -72,7 +78,7 @@ export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacemen
   const key = (layer: number, frag: number): number => layer * 2 ** 32 + frag;
   const keyOf = (e: number): number => key(plan.layer[e] ?? 0, plan.frag[e] ?? 0);
 
-  // Blocks mostly dead are repacked (their dead bytes dropped).
+  // Blocks more than a tenth dead are repacked (their dead bytes dropped).
   const repack = new Set<number>();
   let wasted = 0;
   let total = 0;

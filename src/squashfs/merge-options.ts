@@ -44,7 +44,7 @@ export interface MergeImagesResult {
   droppedBytes: number;
   /** Of the copied bytes, about how many hold files the merged view no longer has (in shared fragment blocks). */
   wastedBytes: number;
-  /** Fragment blocks mostly dead whose live tails were repacked into new blocks. */
+  /** Fragment blocks not copied whole (over a tenth dead, or read out of order): their live tails were repacked. */
   repackedFragments: number;
   /** False when metadata is stored uncompressed (no encoder for the compressor). */
   metadataCompressed: boolean;

@@ -84,36 +84,31 @@ class Checker {
     );
   }
 
-  /** The output's tree, directory by directory, against the plan's. */
+  /** The output's tree against the plan's, depth first in the plan's order (first names of hard links first). */
   async tree(): Promise<void> {
     const p = this.w.plan;
-    const stack: { entry: number; ref: number }[] = [
-      { entry: 0, ref: this.out.image.superblock.rootInodeRef },
+    const rootRef = this.out.image.superblock.rootInodeRef;
+    this.refs[0] = rootRef;
+    if (this.same(0, rootRef)) await this.sameXattrs(0, rootRef);
+    const frames: { entry: number; refs: number[]; next: number }[] = [
+      { entry: 0, refs: this.listing(0, this.loadOut(rootRef)), next: 0 },
     ];
-    this.refs[0] = stack[0]?.ref ?? 0;
-    if (this.same(0, this.refs[0] ?? 0)) await this.sameXattrs(0, this.refs[0] ?? 0);
-    while (stack.length > 0) {
-      const f = stack.pop();
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1];
       if (!f) break;
-      this.signal?.throwIfAborted();
-      const dir = this.loadOut(f.ref);
-      const listed = this.listing(f.entry, dir);
-      const first = p.first[f.entry] ?? 0;
-      if (listed.length !== (p.count[f.entry] ?? 0)) {
-        this.fail(f.entry, `entry count (${listed.length} written, ${p.count[f.entry]} planned)`);
+      if (f.next >= f.refs.length) {
+        frames.pop();
+        continue;
       }
-      const dirs: { entry: number; ref: number }[] = [];
-      for (let i = 0; i < listed.length; i++) {
-        const e = first + i;
-        const ref = listed[i] ?? 0;
-        this.refs[e] = ref;
-        if (this.same(e, ref)) await this.sameXattrs(e, ref);
-        this.entries++;
-        if (p.isDir(e)) dirs.push({ entry: e, ref });
-      }
-      for (let i = dirs.length - 1; i >= 0; i--) {
-        const d = dirs[i];
-        if (d) stack.push(d);
+      const i = f.next++;
+      const e = (p.first[f.entry] ?? 0) + i;
+      const ref = f.refs[i] ?? 0;
+      this.refs[e] = ref;
+      if (this.same(e, ref)) await this.sameXattrs(e, ref);
+      this.entries++;
+      if (p.isDir(e)) {
+        this.signal?.throwIfAborted();
+        frames.push({ entry: e, refs: this.listing(e, this.loadOut(ref)), next: 0 });
       }
     }
   }
@@ -125,7 +120,10 @@ class Checker {
     const sb = this.out.image.superblock;
     const fail = (msg: string): never => this.fail(e, `listing (${msg})`);
     const refs: number[] = [];
-    if (dir.listingSize <= 3) return refs;
+    if (dir.listingSize <= 3) {
+      if ((p.count[e] ?? 0) !== 0) this.fail(e, `entry count (0 written, ${p.count[e]} planned)`);
+      return refs;
+    }
     const start = t.at(dir.dirBlock, dir.dirOffset, noContext, 0);
     const first = p.first[e] ?? 0;
     // Listing offset of each run's header -> the run's first entry.
@@ -145,6 +143,9 @@ class Checker {
         refs.push(block * 65536 + off);
       },
     );
+    if (refs.length !== (p.count[e] ?? 0)) {
+      this.fail(e, `entry count (${refs.length} written, ${p.count[e]} planned)`);
+    }
     // The directory index: each entry names a run's header, its block and its first name.
     let pos = dir.varPos;
     const d = this.out.inodeTable.data;
@@ -169,6 +170,12 @@ class Checker {
   /** One entry: the output inode at ref against the plan and its source inode; true when xattrs are to compare. */
   private same(e: number, ref: number): boolean {
     const p = this.w.plan;
+    // A second name of an inode is that inode, checked at its first name.
+    const linked = p.linkOf[e] ?? -1;
+    if (linked >= 0) {
+      if (ref !== this.refs[linked]) this.fail(e, 'hard link');
+      return false;
+    }
     const a = this.loadIn(e);
     const b = this.loadOut(ref);
     if (a.basic !== b.basic) this.fail(e, 'type');
@@ -182,8 +189,6 @@ class Checker {
     if (ia[a.gidIndex] !== ib[b.gidIndex]) this.fail(e, 'group');
     if (b.number !== p.number[e]) this.fail(e, 'inode number');
     if (b.nlink !== p.nlink[e]) this.fail(e, 'link count');
-    const linked = p.linkOf[e] ?? -1;
-    if (linked >= 0 && ref !== this.refs[linked]) this.fail(e, 'hard link');
     const da = t.inodeTable.data;
     const db = this.out.inodeTable.data;
     switch (a.basic) {

@@ -59,6 +59,9 @@ const BASE: Spec = {
   sym: { symlink: 'small' },
   link1: 'two names',
   link2: { hardlink: 'link1' },
+  // First reached inside a directory that sorts before the other name.
+  'a-dir': { dir: { inner: 'linked from the root' } },
+  'z-name': { hardlink: 'a-dir/inner' },
   doomed: 'deleted by the layer',
   olddir: { dir: { a: 'a', b: { dir: { c: 'c' } } } },
   changed: 'old content',
