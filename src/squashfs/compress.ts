@@ -19,6 +19,13 @@ export const COMPRESSION_ENVIRONMENT: Readonly<Record<string, string>> = {
   zstd: ZSTD_ENCODER,
 };
 
+const XZ_BLOCK_LIMIT = 65536;
+
+/** The largest data block the writer's encoder for this compressor makes (new fragment blocks are cut there). */
+export function dataBlockLimit(name: CompressorName, blockSize: number): number {
+  return name === 'xz' ? Math.min(blockSize, XZ_BLOCK_LIMIT) : blockSize;
+}
+
 /** Load what the encoders of this compressor need before they are made (zstd's WebAssembly). */
 export async function prepareEncoders(name: CompressorName): Promise<void> {
   if (name === 'zstd') await loadZstdEncoder();
@@ -228,6 +235,17 @@ export function dataCompressor(
         return n < block.length ? Buffer.from(dst.subarray(0, n)) : null;
       };
     }
+    case 'xz':
+      // One LZMA2 chunk: the writer makes xz data blocks of at most 64 KiB (DATA_BLOCK_LIMIT).
+      return (block) => {
+        if (block.length === 0 || block.length > XZ_BLOCK_LIMIT) return null;
+        try {
+          const out = xzEncode(block);
+          return out.length < block.length ? out : null;
+        } catch {
+          return null; // more than 64 KiB compressed: stored as is
+        }
+      };
     case 'zstd': {
       // As mksquashfs: the level the image records.
       const level = zstdLevel(options);

@@ -72,7 +72,12 @@ class RoundRobin {
   }
 }
 
-export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacement {
+/** blockLimit: the largest new block the encoder makes (the block size, or less). */
+export function placeFragments(
+  plan: Plan,
+  canRepack: boolean,
+  blockLimit: number,
+): FragmentPlacement {
   const tables = plan.tables;
   // A block is named by one number: layer * 2^32 + index (new blocks: negative).
   const key = (layer: number, frag: number): number => layer * 2 ** 32 + frag;
@@ -146,7 +151,7 @@ export function placeFragments(plan: Plan, canRepack: boolean): FragmentPlacemen
   let count = 0;
   const placed = new Map<string, number>();
   let opened = 0;
-  const bs = tables[0]?.image.superblock.blockSize ?? 131072;
+  const bs = blockLimit;
   const cache = new RoundRobin(KERNEL_FRAGMENT_CACHE);
   let open: { tails: number[]; newIndex: number } | null = null;
   let openKey = -1;

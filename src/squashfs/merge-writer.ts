@@ -9,6 +9,7 @@
  * table, fragment, export, id and xattr tables, padded to 4 KiB.
  */
 import {
+  dataBlockLimit,
   dataCompressor,
   metadataCompressor,
   prepareEncoders,
@@ -78,7 +79,11 @@ export class MergeWriter {
     });
     this.plan = plan;
     const packData = dataCompressor(sb.compression, compOpts?.fields ?? {});
-    const placement = placeFragments(plan, packData !== null);
+    const placement = placeFragments(
+      plan,
+      packData !== null,
+      dataBlockLimit(sb.compression, sb.blockSize),
+    );
     this.placement = placement;
     const { wasted, total } = placement;
     const limit = this.opts.maxWaste;
