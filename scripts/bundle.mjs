@@ -12,8 +12,25 @@ await build({
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
+  // zstd-codec picks its WebAssembly build where WebAssembly exists (always
+  // on Node 20) and an asm.js fallback of 1.3 MB otherwise: leave that out.
+  plugins: [
+    {
+      name: 'zstd-codec-without-asmjs',
+      setup(b) {
+        b.onResolve({ filter: /zstd-codec-binding\.js$/ }, () => ({
+          path: 'zstd-codec-asmjs',
+          namespace: 'stub',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+          contents: "throw new Error('zstd-codec: this Node.js has no WebAssembly');",
+        }));
+      },
+    },
+  ],
   // commander is CommonJS and requires node built-ins.
   banner: {
-    js: "import { createRequire as __squashtreeRequire } from 'node:module'; const require = __squashtreeRequire(import.meta.url);",
+    // zstd-codec's WebAssembly loader (Emscripten) reads __dirname under Node.
+    js: "import { createRequire as __squashtreeRequire } from 'node:module'; import { fileURLToPath as __squashtreePath } from 'node:url'; const require = __squashtreeRequire(import.meta.url); const __filename = __squashtreePath(import.meta.url); const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
   },
 });

@@ -1,14 +1,41 @@
 /**
  * Compressors for the metadata blocks the writer makes. Data blocks are
  * copied verbatim, so mostly 8 KiB metadata blocks pass through here: gzip
- * through node:zlib, lz4 and xz through small encoders of our own. Where
- * none exists (zstd, lzo, lzma), blocks are stored uncompressed, which
+ * through node:zlib, lz4 and xz through small encoders of our own, zstd
+ * through a WebAssembly build of the reference library (zstd-encode.ts).
+ * Where none exists (lzo, lzma), blocks are stored uncompressed, which
  * SquashFS marks per block and every reader accepts; the image is then a
  * little larger.
  */
 import { deflateSync } from 'node:zlib';
 import type { CompressorName } from './decompress.js';
 import { xzEncode } from './xz-encode.js';
+import { loadZstdEncoder, ZSTD_ENCODER, zstdEncode, zstdEncoderLoaded } from './zstd-encode.js';
+
+/** The encoders besides Node's zlib whose versions decide the bytes a merge writes (see recipe.ts). */
+export const COMPRESSION_ENVIRONMENT: Readonly<Record<string, string>> = {
+  xz: 'squashtree xz-encode (MERGE_METHOD)',
+  lz4: 'squashtree lz4Block (MERGE_METHOD)',
+  zstd: ZSTD_ENCODER,
+};
+
+const XZ_BLOCK_LIMIT = 65536;
+
+/** The largest data block the writer's encoder for this compressor makes (new fragment blocks are cut there). */
+export function dataBlockLimit(name: CompressorName, blockSize: number): number {
+  return name === 'xz' ? Math.min(blockSize, XZ_BLOCK_LIMIT) : blockSize;
+}
+
+/** Load what the encoders of this compressor need before they are made (zstd's WebAssembly). */
+export async function prepareEncoders(name: CompressorName): Promise<void> {
+  if (name === 'zstd') await loadZstdEncoder();
+}
+
+/** zstd's level as mksquashfs records it (default 15), within what the library takes. */
+function zstdLevel(options: Readonly<Record<string, number>>): number {
+  const level = options.level ?? 15;
+  return level >= 1 && level <= 22 ? level : 15;
+}
 
 export interface MetadataCompressor {
   readonly name: CompressorName;
@@ -129,6 +156,17 @@ class XzCompressor implements MetadataCompressor {
   }
 }
 
+class ZstdCompressor implements MetadataCompressor {
+  readonly name = 'zstd';
+  readonly compresses = true;
+
+  constructor(private readonly level: number) {}
+
+  compress(block: Buffer): Buffer | null {
+    return zstdEncode(block, this.level);
+  }
+}
+
 class StoredCompressor implements MetadataCompressor {
   readonly compresses = false;
 
@@ -156,6 +194,12 @@ export function metadataCompressor(
       return new Lz4Compressor();
     case 'xz':
       return new XzCompressor();
+    case 'zstd':
+      // Level 6 packs 8 KiB metadata blocks within 1.3% of level 15 at 3.4 times its speed
+      // (measured on the 203k-file tree's tables: ratio 0.2409 against 0.2379).
+      return zstdEncoderLoaded()
+        ? new ZstdCompressor(Math.min(zstdLevel(options), 6))
+        : new StoredCompressor(name);
     default:
       return new StoredCompressor(name);
   }
@@ -190,6 +234,22 @@ export function dataCompressor(
         const n = lz4Block(block, dst, table);
         return n < block.length ? Buffer.from(dst.subarray(0, n)) : null;
       };
+    }
+    case 'xz':
+      // One LZMA2 chunk: the writer makes xz data blocks of at most 64 KiB (DATA_BLOCK_LIMIT).
+      return (block) => {
+        if (block.length === 0 || block.length > XZ_BLOCK_LIMIT) return null;
+        try {
+          const out = xzEncode(block);
+          return out.length < block.length ? out : null;
+        } catch {
+          return null; // more than 64 KiB compressed: stored as is
+        }
+      };
+    case 'zstd': {
+      // As mksquashfs: the level the image records.
+      const level = zstdLevel(options);
+      return zstdEncoderLoaded() ? (block) => zstdEncode(block, level) : null;
     }
     default:
       return null;

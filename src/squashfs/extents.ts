@@ -30,6 +30,13 @@ export class ExtentMap {
     this.lens.push(len);
   }
 
+  /** Every copied range: old start, new start, length. */
+  *extents(): Generator<[number, number, number]> {
+    for (let i = 0; i < this.olds.length; i++) {
+      yield [this.olds[i] ?? 0, this.news[i] ?? 0, this.lens[i] ?? 0];
+    }
+  }
+
   /** The new position of an old one; throws when no kept range holds it. */
   map(pos: number): number {
     let lo = 0;

@@ -34,7 +34,13 @@ export {
 export { FLAGS, type Superblock } from './superblock.js';
 export { COMPRESSORS, type CompressorName } from './decompress.js';
 export { BufferSource, FileSource, type ByteSource } from './source.js';
-export { writeMergedImage, type MergeImagesOptions, type MergeImagesResult } from './writer.js';
+export {
+  writeMergedImage,
+  type MergeImagesOptions,
+  type MergeImagesResult,
+  type MergeInput,
+} from './writer.js';
+export { BufferOutput, FileOutput, type ImageOutput } from './output.js';
 export { verifyMergedImage, type VerifyMergeResult } from './verify-merge.js';
 export { dropOverlayXattrs, isWhiteout } from './merge.js';
 export { diffTopLayer, type LayerChange } from './layer-diff.js';

@@ -28,15 +28,35 @@ export class MetadataWriter {
     return { block: this.written, offset: this.pendingLen };
   }
 
+  /** Uncompressed bytes written so far (blocks are 8 KiB each but the last). */
+  get uncompressed(): number {
+    return this.blockStarts.length * METADATA_SIZE + this.pendingLen;
+  }
+
+  /**
+   * Where the block holding uncompressed byte `pos` starts (relative to the
+   * table start): a finished block's position, or the one being filled,
+   * which starts where the finished ones end.
+   */
+  blockStartAt(pos: number): number {
+    const k = Math.floor(pos / METADATA_SIZE);
+    return this.blockStarts[k] ?? this.written;
+  }
+
   /** The reference ((block << 16) | offset) of the next byte. */
   ref(): number {
     return this.written * 65536 + this.pendingLen;
   }
 
   write(data: Buffer): void {
-    let from = 0;
-    while (from < data.length) {
-      const take = Math.min(data.length - from, METADATA_SIZE - this.pendingLen);
+    this.writeRange(data, 0, data.length);
+  }
+
+  /** Bytes [start, end) of data (no view of them is made). */
+  writeRange(data: Buffer, start: number, end: number): void {
+    let from = start;
+    while (from < end) {
+      const take = Math.min(end - from, METADATA_SIZE - this.pendingLen);
       data.copy(this.pending, this.pendingLen, from, from + take);
       this.pendingLen += take;
       from += take;
@@ -72,4 +92,27 @@ export class MetadataWriter {
   get size(): number {
     return this.written;
   }
+}
+
+/**
+ * A lookup table (fragment, export, id): entries in metadata blocks
+ * followed by the list of where each block is. Appends both to chunks,
+ * which start at `start`; returns the list's position (what the superblock
+ * records).
+ */
+export function writeLookupTable(
+  chunks: Buffer[],
+  start: number,
+  comp: MetadataCompressor,
+  entries: readonly Buffer[],
+): number {
+  const w = new MetadataWriter(comp);
+  for (const e of entries) w.write(e);
+  chunks.push(...w.finish());
+  for (const s of w.blockStarts) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(start + s), 0);
+    chunks.push(b);
+  }
+  return start + w.size;
 }

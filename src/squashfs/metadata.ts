@@ -275,6 +275,8 @@ export class DecodedTable {
     readonly tableStart: number,
   ) {}
 
+  private sorted: [number, number][] | null = null;
+
   /** Decode every block in [start, end); refuses to decode more than maxBytes. */
   static async load(
     reader: BoundedReader,
@@ -327,6 +329,27 @@ export class DecodedTable {
       pos += 2 + size;
     }
     return new DecodedTable(data.subarray(0, total), starts, structure, start);
+  }
+
+  /**
+   * The blocks (positions relative to the table start, as references name
+   * them) that hold bytes [from, to) of the decoded data, in order.
+   */
+  blocksIn(from: number, to: number): number[] {
+    this.sorted ??= [...this.starts].sort((a, b) => a[1] - b[1]);
+    const s = this.sorted;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if ((s[mid]?.[1] ?? 0) <= from) lo = mid;
+      else hi = mid - 1;
+    }
+    const out: number[] = [];
+    for (let i = lo; i < s.length && (s[i]?.[1] ?? 0) < Math.max(to, from + 1); i++) {
+      out.push(s[i]?.[0] ?? 0);
+    }
+    return out;
   }
 
   /**

@@ -137,3 +137,47 @@ export function parseSuperblock(buf: Buffer, fileSize: number): Superblock {
   }
   return sb;
 }
+
+/** What the writer puts in a superblock (the magic and version are fixed). */
+export interface SuperblockFields {
+  inodeCount: number;
+  modificationTime: number;
+  blockSize: number;
+  blockLog: number;
+  fragmentCount: number;
+  compressionId: number;
+  flags: number;
+  idCount: number;
+  rootInodeRef: number;
+  bytesUsed: number;
+  idTableStart: number;
+  xattrTableStart: number | null;
+  inodeTableStart: number;
+  directoryTableStart: number;
+  fragmentTableStart: number;
+  exportTableStart: number;
+}
+
+export function encodeSuperblock(f: SuperblockFields): Buffer {
+  const s = Buffer.alloc(SUPERBLOCK_SIZE);
+  s.writeUInt32LE(SQUASHFS_MAGIC, 0);
+  s.writeUInt32LE(f.inodeCount, 4);
+  s.writeUInt32LE(f.modificationTime >>> 0, 8);
+  s.writeUInt32LE(f.blockSize, 12);
+  s.writeUInt32LE(f.fragmentCount, 16);
+  s.writeUInt16LE(f.compressionId, 20);
+  s.writeUInt16LE(f.blockLog, 22);
+  s.writeUInt16LE(f.flags, 24);
+  s.writeUInt16LE(f.idCount, 26);
+  s.writeUInt16LE(4, 28);
+  s.writeUInt16LE(0, 30);
+  s.writeBigUInt64LE(BigInt(f.rootInodeRef), 32);
+  s.writeBigUInt64LE(BigInt(f.bytesUsed), 40);
+  s.writeBigUInt64LE(BigInt(f.idTableStart), 48);
+  s.writeBigUInt64LE(f.xattrTableStart === null ? ABSENT_U64 : BigInt(f.xattrTableStart), 56);
+  s.writeBigUInt64LE(BigInt(f.inodeTableStart), 64);
+  s.writeBigUInt64LE(BigInt(f.directoryTableStart), 72);
+  s.writeBigUInt64LE(BigInt(f.fragmentTableStart), 80);
+  s.writeBigUInt64LE(BigInt(f.exportTableStart), 88);
+  return s;
+}

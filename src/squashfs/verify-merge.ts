@@ -11,6 +11,7 @@ import { SquashfsWriteError } from './errors.js';
 import { SquashfsImage, type Xattr } from './image.js';
 import type { FileInode, Inode } from './inode.js';
 import { dropOverlayXattrs, OverlayMerge, type LayerDir } from './merge.js';
+import type { ByteSource } from './source.js';
 import { ImageTables } from './tables.js';
 
 export interface VerifyMergeResult {
@@ -40,12 +41,14 @@ export async function verifyMergedImage(
 /** verifyMergedImage with the inputs already open (the writer's). */
 export async function verifyMergedTables(
   inputs: readonly ImageTables[],
-  output: string,
+  output: string | ByteSource,
   keepXattr: (name: Buffer) => boolean,
   signal?: AbortSignal,
   keepWhiteouts = false,
 ): Promise<VerifyMergeResult> {
-  const out = await SquashfsImage.open(output);
+  const out = await (typeof output === 'string'
+    ? SquashfsImage.open(output)
+    : SquashfsImage.fromSource(output));
   try {
     const outTables = await ImageTables.load(out);
     return await new MergeVerifier(
