@@ -16,7 +16,7 @@ import { isInterrupted, run } from '../exec/run.js';
 import type { Entry } from '../fs/walk.js';
 import { displayPath } from '../fs/paths.js';
 import { readMergedNlinks } from './opacity.js';
-import { scanUpper, signature, VanishedDuringScan } from './upper.js';
+import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper.js';
 
 export interface Capture {
   /** The upper's entries as they were copied. */
@@ -109,8 +109,6 @@ export async function captureUpper(
   throw new SquashtreeError(
     'E_CAPTURE',
     `the tree kept changing while its changes were captured (last: ${changed})`,
-    {
-      hint: 'nothing was committed; run the commit again once the writer is done, or use squashtree run NAME -- COMMAND',
-    },
+    { hint: CAPTURE_HINT },
   );
 }

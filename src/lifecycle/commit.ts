@@ -115,6 +115,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
         reporter.progress('packing', f);
       },
       afterPack: 'commit:after-pack',
+      whilePacking: 'commit:packing',
       onPhase: (p) => {
         if (p !== 'pack')
           reporter.step(

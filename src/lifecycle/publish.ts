@@ -29,7 +29,8 @@ import {
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
-import { fault, type FaultPoint } from './faults.js';
+import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
+import { interruptSignal } from '../exec/run.js';
 
 export interface PublishRequest {
   source: string;
@@ -61,6 +62,8 @@ export interface PublishRequest {
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
+  /** A test hold point while mksquashfs runs (see faults.ts). */
+  whilePacking?: HoldPoint;
 }
 
 export interface Published {
@@ -213,9 +216,12 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
+    if (req.whilePacking) await hold(req.whilePacking);
     const [packed, opaque] = await Promise.allSettled([packing, marks]);
     if (packed.status === 'rejected') throw packed.reason;
     if (opaque.status === 'rejected') throw opaque.reason;
+    // A signal that came as mksquashfs finished: no further step begins.
+    interruptSignal().throwIfAborted();
     if (req.dropOverlayXattrs) await withoutOverlayXattrs(tmp, req.store);
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');

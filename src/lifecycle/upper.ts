@@ -106,6 +106,10 @@ export async function scanUpper(
   }
 }
 
+/** The one hint of every E_CAPTURE, whichever scan or copy met the busy writer. */
+export const CAPTURE_HINT =
+  'nothing was committed; run the command again once the writer is done, or use squashtree run NAME -- COMMAND';
+
 /**
  * The upper kept changing under the walk. Capture retries on it; any other
  * caller (the pending scan at the start of a commit, diff, status) reports
@@ -118,7 +122,7 @@ export class VanishedDuringScan extends SquashtreeError {
   ) {
     super('E_CAPTURE', `entries of ${upperData} kept vanishing while it was read`, {
       path: upperData,
-      hint: 'a writer is busy in the tree; run the command again once it is done, or use squashtree run NAME -- COMMAND',
+      hint: CAPTURE_HINT,
       cause,
     });
   }

@@ -8,7 +8,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  promises as fsp,
+  openSync,
+  writeSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+} from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -553,9 +560,15 @@ describe('faults from outside', { concurrency: false }, () => {
     const f = await initTree(t);
     await f.ok('start', 't');
     await writeBoth(f, 'r1.bin', randomBytes(32_000_000));
-    const c = spawnCli(f.sb, ['commit', 't']);
-    await c.waitFor(/packing layer/);
-    await sleep(300);
+    // Held while mksquashfs runs (a test hold point, see faults.ts): the signal always lands mid-pack.
+    const c = spawnCli(f.sb, ['commit', 't'], false, {
+      SQUASHTREE_TEST_HOLD: 'commit:packing',
+      SQUASHTREE_TEST_FAULT_ACK: 'kill-me-i-am-a-test',
+    });
+    assert.ok(
+      await c.waitFor(/squashtree test hold: commit:packing/),
+      'the commit reached the hold',
+    );
     c.child.kill('SIGTERM');
     const r = await c.done;
     assert.equal(r.status, 1);
@@ -575,14 +588,27 @@ describe('faults from outside', { concurrency: false }, () => {
     const mnts = [1, 2, 3].map((i) => join(sb.dir, `m${i}`));
     for (const m of mnts) await fsp.mkdir(m);
     // Autoclear loops, as every squashtree image mount makes (mount -o loop, then umount),
-    // and loops attached and detached by hand.
+    // and loops attached and detached by hand. Each loop runs in a process group of its own, so
+    // the teardown stops its mount or losetup too, not only the shell.
     const churners = [
       ...mnts.map((m) => `while :; do mount -o loop,ro ${img} ${m} && umount ${m}; done`),
       ...[1, 2].map(() => `while :; do d=$(losetup -f --show ${img}) && losetup -d $d; done`),
-    ].map((script) => spawn('sh', ['-c', script], { stdio: 'ignore' }));
-    t.after(() => {
-      for (const c of churners) c.kill('SIGKILL');
-    });
+    ].map((script) => spawn('sh', ['-c', script], { stdio: 'ignore', detached: true }));
+    let stopped = false;
+    const stopChurn = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      await stopGroups(churners.map((c) => c.pid ?? 0));
+      // Whatever the killed commands had attached or mounted by then.
+      for (const m of mnts) {
+        while (mountTable(m).length > 0) execFileSync('umount', [m]);
+      }
+      for (const l of loopsFor(sb.dir)) {
+        const dev = l.split(':')[0] ?? '';
+        if (dev) execFileSync('losetup', ['-d', dev]);
+      }
+    };
+    t.after(stopChurn);
     const until = performance.now() + 8000;
     let lists = 0;
     let failure = '';
@@ -594,8 +620,8 @@ describe('faults from outside', { concurrency: false }, () => {
         failure = String(e);
       }
     }
-    for (const c of churners) c.kill('SIGKILL');
-    await sleep(300);
+    await stopChurn();
+    assert.deepEqual(loopsFor(sb.dir), [], 'the churn left no loop device attached');
     t.diagnostic(`${lists} listings${failure ? `, then: ${failure}` : ', no failure'}`);
     assert.equal(failure, '', `listLoops failed after ${lists} listings`);
   });
@@ -824,4 +850,36 @@ async function checkRecords(dir: string, what: string): Promise<number> {
     }
   }
   return n;
+}
+
+/** Processes (zombies left out) of process group pgid, read from /proc. */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
+  }
+  return out;
+}
+
+/** SIGKILL each process group and wait until none of its processes is left. */
+async function stopGroups(pgids: readonly number[]): Promise<void> {
+  const groups = pgids.filter((g) => g > 0);
+  for (const g of groups) {
+    try {
+      process.kill(-g, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
+  }
+  // SIGKILL cannot be caught: polling only decides how soon this returns.
+  while (groups.some((g) => groupMembers(g).length > 0)) await sleep(20);
 }

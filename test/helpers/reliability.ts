@@ -114,13 +114,19 @@ export interface Running {
 }
 
 /** Start the CLI as a child that the test can signal; detached gives it its own process group. */
-export function spawnCli(sb: Sandbox, args: readonly string[], detached = false): Running {
+export function spawnCli(
+  sb: Sandbox,
+  args: readonly string[],
+  detached = false,
+  env: NodeJS.ProcessEnv = {},
+): Running {
   const child = spawn(
     process.execPath,
     [BIN, '--config', sb.config, '--state-dir', sb.state, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached,
+      env: { ...process.env, ...env },
     },
   );
   let stdout = '';
