@@ -19,13 +19,7 @@ import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
-import {
-  SquashfsFormatError,
-  SquashfsImage,
-  SquashfsUnsupportedError,
-  SquashfsWriteError,
-  writeMergedImage,
-} from '../squashfs/index.js';
+import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
@@ -57,8 +51,8 @@ export interface PublishRequest {
    * too); else the source is walked.
    */
   expected?: readonly Entry[];
-  /** Rewrite the packed image without trusted.overlay.* xattrs (a layer; see whiteouts.ts). */
-  dropOverlayXattrs?: boolean;
+  /** A last check of the verified temp image before it is published (a commit's new stack). */
+  beforePublish?: (tempImage: string) => Promise<void>;
   onProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
@@ -169,40 +163,6 @@ export async function verifyWithReader(
   return { compare: requireMatch(result, image), facts };
 }
 
-/**
- * The image rewritten without the overlay's trusted.overlay.* xattrs, which
- * mksquashfs 4.5 cannot leave out: the SquashFS writer copies its blocks,
- * keeps its whiteouts as they are and checks the result against it. An
- * image without xattrs is left alone, and so is one the writer cannot read
- * (lzo: the xattrs then stay, which only a fuse reader notices).
- */
-async function withoutOverlayXattrs(image: string, store: string): Promise<void> {
-  const img = await SquashfsImage.open(image);
-  const hasXattrs = img.superblock.xattrTableStart !== null;
-  await img.close();
-  if (!hasXattrs) return;
-  const out = tempImagePath(store);
-  try {
-    await writeMergedImage([image], out, { keepWhiteouts: true, verify: true });
-    await fsp.rename(out, image);
-  } catch (e) {
-    await fsp.rm(out, { force: true });
-    if (e instanceof SquashfsUnsupportedError) return;
-    if (e instanceof SquashfsWriteError || e instanceof SquashfsFormatError) {
-      throw new SquashtreeError(
-        'E_VERIFY',
-        `the layer could not be rewritten without the overlay's xattrs: ${e.message}`,
-        {
-          path: image,
-          hint: 'nothing was published; check the store (disk space, squashtree doctor) and try again',
-          cause: e,
-        },
-      );
-    }
-    throw e;
-  }
-}
-
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
   const tmp = tempImagePath(req.store);
   try {
@@ -222,7 +182,6 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
     if (opaque.status === 'rejected') throw opaque.reason;
     // A signal that came as mksquashfs finished: no further step begins.
     interruptSignal().throwIfAborted();
-    if (req.dropOverlayXattrs) await withoutOverlayXattrs(tmp, req.store);
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
     const { compare, facts } =
@@ -239,6 +198,7 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
             compare: await verifyAgainst(tmp, req.source, req.verifyMount, req.exclude),
             facts: await imageFacts(tmp),
           };
+    if (req.beforePublish) await req.beforePublish(tmp);
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
     await publishFile(tmp, finalPath);

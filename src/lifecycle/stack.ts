@@ -9,8 +9,7 @@ import { isWithin } from '../config/values.js';
 import { listLoops, detachLoop } from '../mount/loop.js';
 import { canMountTmpfs, mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
 import { checkMetadata } from '../image/check.js';
-import { mountsUnder, readMounts, topMountAt } from '../mount/mountinfo.js';
-import type { Layout } from './layout.js';
+import { mountsUnder, readMounts } from '../mount/mountinfo.js';
 
 export interface MountedStack {
   /** Image mount points, base first. */
@@ -94,14 +93,4 @@ export async function detachStaleLoops(store: string): Promise<void> {
   for (const l of await listLoops()) {
     if (isWithin(l.backingFile, store) && !busy.has(l.device)) await detachLoop(l.device);
   }
-}
-
-/**
- * The merged read-only view of the images a mounted session stands on. It is
- * read off the mount table, not the session record: after a compaction of a
- * mounted tree the record names the new base while the old stack stays
- * mounted until the next start.
- */
-export async function mountedLowerView(layout: Layout): Promise<string> {
-  return topMountAt(await readMounts(), layout.lowerView) ? layout.lowerView : layout.image(0);
 }

@@ -47,11 +47,11 @@ export async function releaseSession(
     if (canMountTmpfs()) await teardownUnderLazy(layout.upperRoot, lazy);
     else await releaseRuntimeUpper(layout.upperRoot);
     fault('stop:after-upper-umount');
-    await removeSession(layout.sessionFile, layout.snapshotFile);
+    await removeSession(layout);
   } else if (dropUpper) {
     await fsp.rm(layout.upperData, { recursive: true, force: true });
     await fsp.rm(layout.upperWork, { recursive: true, force: true });
-    await removeSession(layout.sessionFile, layout.snapshotFile);
+    await removeSession(layout);
   }
   await detachStaleLoops(tree.store);
 }

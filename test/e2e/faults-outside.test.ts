@@ -85,12 +85,22 @@ async function writeBoth(f: TreeFixture, rel: string, data: Buffer | string): Pr
   await fsp.writeFile(join(f.model, rel), data);
 }
 
-/** Image files in the store that no generation of the manifest names. */
-async function orphanImages(store: string): Promise<string[]> {
+/**
+ * Image files in the store that no generation of the manifest names, nor the
+ * mounted session stands on (the store keeps those while the session lasts).
+ */
+async function orphanImages(store: string, sb?: Sandbox): Promise<string[]> {
   const m = JSON.parse(await fsp.readFile(join(store, 'manifest.json'), 'utf8')) as {
     generations: { images: string[] }[];
   };
   const named = new Set(m.generations.flatMap((g) => g.images));
+  if (sb) {
+    const session = await fsp
+      .readFile(join(runtimeOf(sb).runtime, 'session.json'), 'utf8')
+      .then((t) => JSON.parse(t) as { lower: string[] })
+      .catch(() => ({ lower: [] }));
+    for (const f of session.lower) named.add(f);
+  }
   return (await fsp.readdir(store)).filter((n) => n.endsWith('.sqfs') && !named.has(n));
 }
 
@@ -186,7 +196,9 @@ describe('faults from outside', { concurrency: false }, () => {
       await writeBoth(f, 'counter', `${n++}\n`);
       await fillTo(f.storefs, f.filler, leave);
       const r = await f.run('commit', 't');
-      await fsp.rm(f.filler);
+      await fsp.rm(f.filler, { force: true });
+      // Commits stack: fold the layer into a base again, so the store holds as much before each probe.
+      await f.ok('compact', 't');
       const what = r.status === 0 ? 'ok' : errorCode(r);
       outcomes.push(`${leave} KiB: ${what}`);
       if (r.status !== 0 && (/internal error/.test(r.stderr) || what === '(none)'))
@@ -203,7 +215,7 @@ describe('faults from outside', { concurrency: false }, () => {
     for (let leave = hi - 1; leave <= hi + 4; leave++) await probe(leave);
     t.diagnostic(`store-full scan around ${hi} KiB: ${outcomes.join('; ')}`);
     await f.ok('commit', 't');
-    assert.deepEqual(await orphanImages(f.store), [], 'an image no generation names');
+    assert.deepEqual(await orphanImages(f.store, f.sb), [], 'an image no generation names');
     await f.ok('stop', 't');
     await f.ok('start', 't');
     await assertSameTree(f.model, f.tree, 'after the scan');
@@ -509,7 +521,8 @@ describe('faults from outside', { concurrency: false }, () => {
   it('SIGKILL at the two fault points crash.test.ts leaves out: rollback and garbage collection', async (t) => {
     if (!needRoot(t)) return;
     const ACK = { SQUASHTREE_TEST_FAULT_ACK: 'kill-me-i-am-a-test' };
-    const f = await initTree(t, SMALL, [], '[defaults]\nkeep = 0\n');
+    const toml = (keep: number): string => `[defaults]\nkeep = ${keep}\ncompact-after = 10\n`;
+    const f = await initTree(t, SMALL, [], toml(1));
     const args = (...a: string[]): string[] => [
       '--config',
       f.sb.config,
@@ -517,29 +530,43 @@ describe('faults from outside', { concurrency: false }, () => {
       f.sb.state,
       ...a,
     ];
+    const setKeep = async (keep: number): Promise<void> => {
+      const text = await fsp.readFile(f.sb.config, 'utf8');
+      await fsp.writeFile(f.sb.config, text.replace(/^keep = \d+$/m, `keep = ${keep}`));
+    };
+    // Commits stack, so a commit collects an image only once a generation it drops held one the
+    // new one does not: generation 3's layer, after a rollback to generation 2.
     await f.ok('start', 't');
     await writeBoth(f, 'one', '1\n');
     await f.ok('commit', 't');
     await writeBoth(f, 'two', '2\n');
-    // The session's second commit replaces its layer; with keep = 0 the old one is collected.
+    await f.ok('commit', 't');
+    await f.ok('stop', 't');
+    await f.ok('rollback', 't');
+    await fsp.rm(join(f.model, 'two'));
+    await f.ok('start', 't');
+    await setKeep(0);
+    await writeBoth(f, 'three', '3\n');
     const gc = await cli(args('commit', 't'), {
       env: { ...ACK, SQUASHTREE_TEST_FAULT: 'gc:after-manifest' },
     });
     assert.notEqual(gc.status, 0, 'killed at gc:after-manifest');
-    const orphans = await orphanImages(f.store);
+    const orphans = await orphanImages(f.store, f.sb);
     t.diagnostic(
       `killed at gc:after-manifest: images no generation names: ${orphans.join(', ') || 'none'}`,
     );
-    assert.equal((await treeStatus(f)).generation, 3);
+    assert.deepEqual(orphans, ['g000003-layer.sqfs'], 'the killed collection left one image');
+    assert.equal((await treeStatus(f)).generation, 4);
     await f.ok('stop', 't');
     await assertClean(f.sb, f.store, 'after a kill at gc:after-manifest');
     await f.ok('start', 't');
     await assertSameTree(f.model, f.tree, 'after a kill at gc:after-manifest');
     // The image the killed collection did not get to delete goes with the next commit's collection.
-    await writeBoth(f, 'three', '3\n');
+    await writeBoth(f, 'four', '4\n');
     await f.ok('commit', 't');
-    assert.deepEqual(await orphanImages(f.store), [], 'collected by the next commit');
+    assert.deepEqual(await orphanImages(f.store, f.sb), [], 'collected by the next commit');
     await f.ok('stop', 't');
+    await setKeep(1);
 
     const current = join(f.sb.dir, 'model-current');
     execFileSync('cp', ['-a', f.model, current]);
