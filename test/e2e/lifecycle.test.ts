@@ -244,6 +244,37 @@ describe('lifecycle', { concurrency: false }, () => {
     await ok('stop', 't');
   });
 
+  it('diff after a commit lists only what is pending; status counts the lines diff prints', async (t) => {
+    if (!needRoot(t)) return;
+    const sb = await sandbox(t);
+    const tree = join(sb.dir, 'tree');
+    await buildTree(tree, tricky);
+    const ok = sqOk(sb);
+    await ok('init', 't', '--dir', tree, '--store', sb.store('t'));
+    await ok('start', 't');
+    const pending = async (): Promise<number> =>
+      (
+        JSON.parse((await ok('status', 't', '--json')).stdout) as {
+          trees: { pending: { files: number } }[];
+        }
+      ).trees[0]?.pending.files ?? -1;
+    const lines = async (): Promise<string[]> =>
+      (await ok('diff', 't')).stdout.split('\n').filter(Boolean);
+    await fsp.writeFile(join(tree, 'X1'), 'a\n');
+    await ok('commit', 't');
+    assert.equal(await pending(), 0);
+    assert.deepEqual(await lines(), [], 'the committed change is not pending (issue 14, item 1)');
+    // A dir with entries deleted: one line per entry, and status counts as many.
+    await fsp.rm(join(tree, 'dev-cat'), { recursive: true });
+    await fsp.writeFile(join(tree, 'X2'), 'b\n');
+    const diff = await lines();
+    assert.ok(diff.includes('D dev-cat/pkg-one/files/fix.patch'), diff.join('\n'));
+    assert.ok(diff.includes('A X2'));
+    assert.ok(!diff.some((l) => l.includes('X1')), 'X1 is committed');
+    assert.equal(await pending(), diff.length, 'status and diff count alike');
+    await ok('stop', 't');
+  });
+
   it('start on a mounted tree changes nothing; stop on a stopped tree is fine', async (t) => {
     if (!needRoot(t)) return;
     const sb = await sandbox(t);
