@@ -132,6 +132,47 @@ describe('a user without root', { concurrency: false }, () => {
     assert.deepEqual(user.mounts(), []);
   });
 
+  it('diff on the fuse engine lists what changed, no false deletions; status counts its lines', async (t) => {
+    if (!needRoot(t) || !needFuse(t)) return;
+    const user = await makeUser(t);
+    const { tree, model } = await userTree(user);
+    await user.sqOk('init', 't', '--dir', tree);
+    await user.sqOk('start', 't');
+    const lines = async (): Promise<string[]> =>
+      (await user.sqOk('diff', 't')).stdout.split('\n').filter(Boolean);
+    const pending = async (): Promise<number> =>
+      (
+        JSON.parse((await user.sqOk('status', '--json')).stdout) as {
+          trees: { pending: { files: number } }[];
+        }
+      ).trees[0]?.pending.files ?? -1;
+    // One file into a dir the images hold: its siblings are not deleted (issue 14, item 1).
+    await both(user, tree, model, 'echo n > x-cat/three/three-3.ebuild');
+    assert.deepEqual(await lines(), ['A x-cat/three/three-3.ebuild']);
+    // A dir removed and recreated: fuse-overlayfs's own marker says it hides what was there.
+    await both(user, tree, model, 'rm -r x-cat/two && mkdir x-cat/two && echo z > x-cat/two/z');
+    const diff = await lines();
+    assert.deepEqual(diff, [
+      'A x-cat/three/three-3.ebuild',
+      'D x-cat/two/two-1.ebuild',
+      'A x-cat/two/z',
+    ]);
+    assert.equal(await pending(), diff.length, 'status counts what diff lists');
+    await user.sqOk('commit', 't');
+    assert.deepEqual(await lines(), [], 'nothing pending after a commit');
+    assert.equal(await pending(), 0);
+    // What changes after it is all diff lists: the committed changes are not repeated.
+    await both(user, tree, model, 'echo f > y-cat/four/four-2.ebuild && rm x-cat/two/z');
+    assert.deepEqual(await lines(), ['D x-cat/two/z', 'A y-cat/four/four-2.ebuild']);
+    assert.equal(await pending(), 2);
+    await user.sqOk('commit', 't');
+    await user.sqOk('stop', 't');
+    await user.sqOk('start', 't');
+    await sameAsUser(user, model, tree, 'after two stacked commits');
+    await user.sqOk('stop', 't');
+    assert.deepEqual(user.mounts(), []);
+  });
+
   it('falls back to the readonly engine and refuses to commit', async (t) => {
     if (!needRoot(t) || !needFuse(t)) return;
     const user = await makeUser(t);
