@@ -173,6 +173,49 @@ describe('a user without root', { concurrency: false }, () => {
     assert.deepEqual(user.mounts(), []);
   });
 
+  it('a fuse tree unmounted by hand (fusermount3 -u) is resumed by start and stopped by stop', async (t) => {
+    if (!needRoot(t) || !needFuse(t)) return;
+    const user = await makeUser(t);
+    const { tree, model } = await userTree(user);
+    await user.sqOk('init', 't', '--dir', tree);
+    // Two images, so a view of them is mounted too (three FUSE mounts under the overlay).
+    await user.sqOk('start', 't');
+    await both(user, tree, model, 'echo first > first.txt');
+    await user.sqOk('stop', 't');
+    const byHand = async (): Promise<void> => {
+      const u = await user.sh(`fusermount3 -u '${tree}'`);
+      assert.equal(u.status, 0, u.stderr);
+    };
+    // With a pending change: start mounts the overlay again on what is left, with the change.
+    await user.sqOk('start', 't');
+    await both(user, tree, model, 'echo pending > pending.txt');
+    await byHand();
+    const commit = await user.sq('commit', 't');
+    assert.equal(commit.status, 1);
+    assert.match(commit.stderr, /squashtree start t/, 'commit names the way out');
+    const resumed = await user.sq('start', 't');
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr + resumed.stdout, /resum/);
+    await sameAsUser(user, model, tree, 'resumed after fusermount3 -u');
+    await user.sqOk('commit', 't');
+    // stop after it: the change is committed on the way, and nothing is left mounted.
+    await both(user, tree, model, 'echo more > more.txt');
+    await byHand();
+    const stopped = await user.sq('stop', 't');
+    assert.equal(stopped.status, 0, stopped.stderr);
+    assert.deepEqual(user.mounts(), [], 'stop unmounts what the hand left');
+    // Nothing pending: stop just takes down what is left.
+    await user.sqOk('start', 't');
+    await byHand();
+    const bare = await user.sq('stop', 't');
+    assert.equal(bare.status, 0, bare.stderr);
+    assert.deepEqual(user.mounts(), [], 'and with nothing pending too');
+    await user.sqOk('start', 't');
+    await sameAsUser(user, model, tree, 'every change kept');
+    await user.sqOk('stop', 't');
+    assert.deepEqual(user.mounts(), []);
+  });
+
   it('falls back to the readonly engine and refuses to commit', async (t) => {
     if (!needRoot(t) || !needFuse(t)) return;
     const user = await makeUser(t);
