@@ -68,6 +68,25 @@ function fstypeInNs(user: TestUser, dir: string): string {
   }
 }
 
+/** Wait until a process named comm has its cwd in dir (polling only decides how soon). */
+async function untilCwdIn(dir: string, comm: string): Promise<void> {
+  for (;;) {
+    for (const pid of await fsp.readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const [name, cwd] = await Promise.all([
+          fsp.readFile(`/proc/${pid}/comm`, 'utf8'),
+          fsp.readlink(`/proc/${pid}/cwd`),
+        ]);
+        if (name.trim() === comm && cwd === dir) return;
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('a user without root', { concurrency: false }, () => {
   it('runs the whole lifecycle with the fuse engine under the XDG dirs', async (t) => {
     if (!needRoot(t) || !needFuse(t)) return;
@@ -104,7 +123,7 @@ describe('a user without root', { concurrency: false }, () => {
 
     // A busy tree: stop names the holder and leaves everything mounted.
     const holder = user.spawnSh(`cd '${tree}' && exec sleep 60`);
-    await new Promise((r) => setTimeout(r, 300));
+    await untilCwdIn(tree, 'sleep');
     const busy = await user.sq('stop', 't');
     assert.equal(busy.status, 1);
     assert.match(busy.stderr, /E_BUSY/);
