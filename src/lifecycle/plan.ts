@@ -24,6 +24,9 @@ import { fsPath, joinRel, parentOf } from '../fs/paths.js';
 import type { Entry, EntryType } from '../fs/walk.js';
 import { isOpaque } from './opacity.js';
 import { entrySize, type StackEntry, type StackView } from './stack-view.js';
+
+/** What planning reads of the images below: a StackView (a fake in unit tests). */
+export type PlanStack = Pick<StackView, 'lookup' | 'names' | 'subtree' | 'stat'>;
 import { signature, signatureIdentity, type UpperSnapshot } from './upper.js';
 import { OPAQUE_MARKERS, isWhiteout } from './whiteouts.js';
 
@@ -48,7 +51,7 @@ export interface PlanInput {
   entries: readonly Entry[];
   /** What of the upper the stack holds already (null: nothing). */
   snapshot: UpperSnapshot | null;
-  stack: StackView;
+  stack: PlanStack;
   /** The upper is fuse-overlayfs's (its bookkeeping names and opaque markers). */
   fuse: boolean;
   /** The mounted tree (absent for an interrupted session). */
