@@ -30,6 +30,8 @@ interface Args {
   days: number;
   corpusDir: string;
   json?: string;
+  /** Write a CPU profile of each commit here (node --cpu-prof). */
+  cpuProf?: string;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -65,6 +67,10 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case '--json':
         a.json = resolve(v);
+        i++;
+        break;
+      case '--cpu-prof':
+        a.cpuProf = resolve(v);
         i++;
         break;
       default:
@@ -165,6 +171,13 @@ async function session(args: Args, corpus: string): Promise<CommitRow[] | null> 
         '-f',
         'cpu %U %S',
         process.execPath,
+        ...(args.cpuProf
+          ? [
+              '--cpu-prof',
+              `--cpu-prof-dir=${args.cpuProf}`,
+              `--cpu-prof-name=commit-${i + 1}.cpuprofile`,
+            ]
+          : []),
         args.bin,
         '--config',
         cfg,

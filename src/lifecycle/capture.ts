@@ -7,10 +7,10 @@
  * holds still the commit fails and the previous generation stays current.
  *
  * What is copied is chosen from the "before" scan (select: the plan of the
- * layer, plan.ts), and what a commit needs to know of the mounted tree (the
- * overlay's view of the upper's dirs: their link counts and listings) is
- * read between the two scans too, so all of it describes exactly the upper
- * that was copied.
+ * layer, plan.ts, which reads the link counts of the overlay's dirs where it
+ * needs them), and what a commit needs to know of the mounted tree (the
+ * names it shows in the dirs the layer holds) is read between the two scans
+ * too, so all of it describes exactly the upper that was copied.
  *
  * A scan cannot see a change that leaves an entry's signature as it was: a
  * second write within the same tick of a coarse clock (or the same second,
@@ -24,16 +24,13 @@ import { isInterrupted } from '../exec/run.js';
 import { displayPath, fsPath } from '../fs/paths.js';
 import type { Entry } from '../fs/walk.js';
 import { copyEntries } from './copy-entries.js';
-import { readMergedNlinks } from './opacity.js';
 import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper.js';
 
 export interface Capture<T> {
   /** The upper's entries as they were when copied. */
   entries: Entry[];
   attempts: number;
-  /** st_nlink the mounted tree showed for the upper's dirs (see opacity.ts), when it was given. */
-  mergedNlinks: Map<string, number> | null;
-  /** Names the mounted tree showed in each of the upper's dirs, when it was given. */
+  /** Names the mounted tree showed in each dir select listed, when it was given. */
   listings: Map<string, string[]> | null;
   /** What select chose. */
   selected: T;
@@ -48,6 +45,8 @@ export interface Scan {
 export interface Selection<T> {
   /** Upper entries to copy, parents first ('' the root). */
   copy: readonly Entry[];
+  /** Dirs whose listing in the mounted tree is wanted. */
+  listed?: readonly string[];
   value: T;
 }
 
@@ -58,8 +57,8 @@ export interface CaptureOptions<T> {
   scanned?: Scan;
   /** The mounted tree, to read the overlay's view of the upper's dirs off. */
   merged?: string;
-  /** What to copy, from the "before" scan and the overlay's link counts. */
-  select: (entries: Entry[], nlinks: Map<string, number> | null) => Promise<Selection<T>>;
+  /** What to copy, from the "before" scan (the mounted tree may be read meanwhile). */
+  select: (entries: Entry[]) => Promise<Selection<T>>;
   /** Copy the overlay's own xattrs too (a copy packed without the layer form). */
   keepOverlayXattrs?: boolean;
 }
@@ -99,15 +98,14 @@ function firstDifference(a: readonly Entry[], b: readonly Entry[]): string | und
   return undefined;
 }
 
-/** The names the mounted tree shows in each upper dir (binary strings). */
-function readMergedListings(root: string, entries: readonly Entry[]): Map<string, string[]> {
+/** The names the mounted tree shows in each of `dirs` (binary strings). */
+function readMergedListings(root: string, dirs: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const e of entries) {
-    if (e.type !== 'dir') continue;
+  for (const d of dirs) {
     try {
-      const names = readdirSync(fsPath(root, e.path), { encoding: 'buffer' });
+      const names = readdirSync(fsPath(root, d), { encoding: 'buffer' });
       out.set(
-        e.path,
+        d,
         names.map((n) => n.toString('latin1')),
       );
     } catch {
@@ -148,11 +146,9 @@ export async function captureUpper<T>(
       changed = '(entries vanishing during the scan)';
       continue;
     }
-    const mergedNlinks =
-      opts.merged !== undefined ? readMergedNlinks(opts.merged, pre.entries) : null;
+    const selection = await opts.select(pre.entries);
     const listings =
-      opts.merged !== undefined ? readMergedListings(opts.merged, pre.entries) : null;
-    const selection = await opts.select(pre.entries, mergedNlinks);
+      opts.merged !== undefined ? readMergedListings(opts.merged, selection.listed ?? []) : null;
     let copyError: Error | undefined;
     try {
       await copyEntries(upperData, stage, selection.copy, {
@@ -177,7 +173,6 @@ export async function captureUpper<T>(
       return {
         entries: pre.entries,
         attempts: i,
-        mergedNlinks,
         listings,
         selected: selection.value,
       };

@@ -25,19 +25,14 @@ import { SquashtreeError } from '../errors.js';
 import { interruptSignal } from '../exec/run.js';
 import { walk } from '../fs/walk.js';
 import { imageFileName, type Generation, type Manifest } from '../store/manifest.js';
-import {
-  STAGE_PREFIX,
-  collectGarbage,
-  imagePath,
-  writeManifestOrUnpublish,
-} from '../store/store.js';
+import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
 import { captureUpper, scanWithTime, type Scan } from './capture.js';
 import { resolveChain, type Chain } from './chain.js';
 import { packSettings, type TreeContext } from './context.js';
 import { needsMountError, readonlyError, sessionEngine } from './engine.js';
-import { fault } from './faults.js';
+import { fault, mutation } from './faults.js';
 import { observe, requireManifest } from './observe.js';
 import { planLayer, type Plan } from './plan.js';
 import { packAndPublish } from './publish.js';
@@ -185,7 +180,7 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
       scanned: a.scan,
       ...(mode !== 'raw' ? { merged: tree.dir } : {}),
       keepOverlayXattrs: mode === 'raw',
-      select: async (entries, nlinks) => {
+      select: async (entries) => {
         if (!view) return { copy: entries, value: null };
         const plan = await planLayer({
           entries,
@@ -193,10 +188,11 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
           stack: view,
           fuse: sessionEngine(session) === 'fuse',
           merged: tree.dir,
-          nlinks,
           exclude: tree.exclude,
         });
-        return { copy: plan.copy, value: plan };
+        // A whiteout forgotten on purpose (tests): the check of the new stack must catch it.
+        if (stacked && mutation('plan:drop-whiteout')) plan.whiteouts.splice(0, 1);
+        return { copy: plan.copy, listed: plan.dirs, value: plan };
       },
     });
     fault('commit:after-capture');
@@ -234,16 +230,11 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
               : 'publishing the layer',
           );
       },
-      ...(plan && capture.listings
+      ...(plan && view && capture.listings
         ? {
             beforePublish: async (tmp: string): Promise<void> => {
               reporter.step('checking that the new stack shows what the tree shows');
-              await proveStack(
-                [...below.map((f) => imagePath(tree.store, f)), tmp],
-                plan,
-                capture.listings ?? new Map(),
-                tree.exclude,
-              );
+              await proveStack(view, tmp, plan, capture.listings ?? new Map(), tree.exclude);
               fault('commit:after-verify');
             },
           }
@@ -307,14 +298,15 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
 
 /** The new layer on the images below it shows what the tree showed when the upper was copied. */
 async function proveStack(
-  paths: readonly string[],
+  below: StackView,
+  layer: string,
   plan: Plan,
   listings: ReadonlyMap<string, readonly string[]>,
   exclude: readonly string[],
 ): Promise<void> {
-  const view = await StackView.open(paths);
+  const view = await below.withTop(layer);
   try {
-    const diffs = await checkStack(view, plan.logical, listings, exclude);
+    const diffs = await checkStack(view, plan.checks, listings, exclude);
     const first = diffs[0];
     if (first) throw new StackMismatch(`${first.path}: ${first.what}`);
   } finally {

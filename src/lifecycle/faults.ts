@@ -8,7 +8,8 @@
  * command is at a known step (send a signal while mksquashfs runs) holds the
  * command there instead of sleeping and hoping. The command announces the
  * hold on stderr and waits until the release file appears or a signal
- * interrupts it.
+ * interrupts it. Mutations make a named mistake on purpose, so a test can
+ * see the check that must catch it do so.
  */
 import { existsSync } from 'node:fs';
 import { interruptSignal } from '../exec/run.js';
@@ -38,6 +39,9 @@ export type FaultPoint =
   | 'gc:after-manifest';
 
 export type HoldPoint = 'commit:packing';
+
+/** Deliberate mistakes, for tests of the checks that must catch them. */
+export type Mutation = 'plan:drop-whiteout';
 
 export function fault(point: FaultPoint): void {
   if (process.env.SQUASHTREE_TEST_FAULT !== point) return;
@@ -74,4 +78,11 @@ export async function hold(point: HoldPoint): Promise<void> {
     if (signal.aborted) done();
     else signal.addEventListener('abort', done);
   });
+}
+
+/** At SQUASHTREE_TEST_MUTATION=name (with the acknowledgement): make the named mistake. */
+export function mutation(name: Mutation): boolean {
+  return (
+    process.env.SQUASHTREE_TEST_MUTATION === name && process.env.SQUASHTREE_TEST_FAULT_ACK === ACK
+  );
 }

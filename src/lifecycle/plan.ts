@@ -73,8 +73,14 @@ export interface Plan {
   any: boolean;
   /** Bytes of the regular files to copy. */
   copyBytes: number;
-  /** The whole upper as the layer form sees it, for checking the new stack (stack-check.ts). */
-  logical: Logical[];
+  /**
+   * What the new layer can change, for checking the new stack
+   * (stack-check.ts): each path it holds, with the upper entry the tree
+   * shows there (none for a whiteout), and the dirs it holds, whose listings
+   * it can change.
+   */
+  checks: { path: string; entry?: Entry }[];
+  dirs: string[];
 }
 
 const WH = '.wh.';
@@ -232,6 +238,10 @@ export async function planLayer(input: PlanInput): Promise<Plan> {
     bytesDelta,
     any,
     copyBytes: copied.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0),
-    logical: [...logical.values()],
+    checks: [
+      ...copied.map((e) => ({ path: e.path, entry: e })),
+      ...[...whiteouts].map((w) => ({ path: w })),
+    ],
+    dirs: copied.filter((e) => e.type === 'dir').map((e) => e.path),
   };
 }

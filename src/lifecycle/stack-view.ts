@@ -51,10 +51,15 @@ export interface StackEntry {
 }
 
 export class StackView {
-  private readonly listings = new Map<string, Map<string, DirEntry>>();
   private readonly resolved = new Map<string, Promise<StackEntry | undefined>>();
 
-  private constructor(readonly images: readonly SquashfsImage[]) {}
+  private constructor(
+    readonly images: readonly SquashfsImage[],
+    /** Each layer's listings read so far, by layer and dir inode; shared with views stacked on this one. */
+    private readonly listings = new Map<string, Map<string, DirEntry>>(),
+    /** How many of the images (from the bottom) another view owns. */
+    private readonly borrowed = 0,
+  ) {}
 
   /** Open image files (absolute paths, bottom first). */
   static async open(paths: readonly string[]): Promise<StackView> {
@@ -73,8 +78,18 @@ export class StackView {
     return StackView.open(files.map((f) => imagePath(store, f)));
   }
 
+  /**
+   * This stack with one more image on top (a new layer, before it is
+   * published). What was read of the images below is not read again; close
+   * the new view before this one (it closes only the image it added).
+   */
+  async withTop(path: string): Promise<StackView> {
+    const top = await SquashfsImage.open(path);
+    return new StackView([...this.images, top], this.listings, this.images.length);
+  }
+
   async close(): Promise<void> {
-    for (const img of this.images) await img.close();
+    for (const img of this.images.slice(this.borrowed)) await img.close();
   }
 
   private image(layer: number): SquashfsImage {

@@ -8,14 +8,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  promises as fsp,
-  openSync,
-  writeSync,
-  closeSync,
-  readdirSync,
-  readFileSync,
-} from 'node:fs';
+import { promises as fsp, openSync, writeSync, closeSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -38,6 +31,7 @@ import {
 } from '../helpers/reliability.js';
 import { Random } from '../../src/corpus/random.js';
 import { listLoops } from '../../src/mount/loop.js';
+import { stopGroups } from '../helpers/processes.js';
 
 /** The error code a failed CLI run printed ("error E_X: ..."). */
 function errorCode(r: CliResult): string {
@@ -877,36 +871,4 @@ async function checkRecords(dir: string, what: string): Promise<number> {
     }
   }
   return n;
-}
-
-/** Processes (zombies left out) of process group pgid, read from /proc. */
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
-  }
-  return out;
-}
-
-/** SIGKILL each process group and wait until none of its processes is left. */
-async function stopGroups(pgids: readonly number[]): Promise<void> {
-  const groups = pgids.filter((g) => g > 0);
-  for (const g of groups) {
-    try {
-      process.kill(-g, 'SIGKILL');
-    } catch {
-      // the group is gone already
-    }
-  }
-  // SIGKILL cannot be caught: polling only decides how soon this returns.
-  while (groups.some((g) => groupMembers(g).length > 0)) await sleep(20);
 }
