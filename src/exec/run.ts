@@ -47,6 +47,7 @@ const PROVIDERS: Record<string, string> = {
   losetup: 'util-linux',
   flock: 'util-linux',
   cp: 'coreutils',
+  tar: 'GNU tar (Debian: apt-get install tar; Gentoo: emerge app-arch/tar)',
   squashfuse: 'squashfuse (Debian: apt-get install squashfuse; Gentoo: emerge sys-fs/squashfuse)',
   'fuse-overlayfs':
     'fuse-overlayfs (Debian: apt-get install fuse-overlayfs; Gentoo: emerge sys-fs/fuse-overlayfs)',
@@ -266,9 +267,12 @@ export async function runPiped(
       .catch((err: unknown) => {
         running.delete(c);
         if (errnoCode(err) === 'ENOENT') {
+          const pkg = PROVIDERS[p.cmd];
           throw new SquashtreeError('E_COMMAND_MISSING', `${p.cmd}: command not found`, {
             command: commandLine(p.cmd, p.args),
-            hint: `install the program ${p.cmd} and make sure it is in PATH`,
+            hint: pkg
+              ? `install ${pkg}`
+              : `install the program ${p.cmd} and make sure it is in PATH`,
           });
         }
         throw err;
