@@ -7,7 +7,8 @@ import { promises as fsp } from 'node:fs';
 import { normalize, isAbsolute, join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { SquashtreeError, errnoCode, type ErrorCode } from '../errors.js';
+import { SquashtreeError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
+import { parseReference } from '../oci/reference.js';
 import { LineLocator } from './locate.js';
 import {
   BUILTIN_DEFAULTS,
@@ -275,6 +276,7 @@ function checkSettings(at: string[], s: Partial<RawTree>, problems: Problem[]): 
       'write the absolute path of the public key file (PEM)',
     );
   }
+  checkPublishSettings(s, bad);
   if (s.store !== undefined && !isAbsolute(s.store)) {
     bad(
       'store',
@@ -354,6 +356,8 @@ function resolveTree(
     pullFrom: t['pull-from'],
     verifyKey: t['verify-key'],
     plainHttp: t['plain-http'] ?? false,
+    publishTo: t['publish-to'],
+    signKey: t['sign-key'],
     engine: t.engine ?? 'auto',
   };
 }
@@ -424,4 +428,35 @@ export function selectTrees(config: Config, names: readonly string[]): TreeConfi
     }
     return t;
   });
+}
+
+/** publish-to must name a repository (publish tags it itself); sign-key an absolute file. */
+function checkPublishSettings(
+  s: Partial<RawTree>,
+  bad: (key: string, message: string, hint: string) => void,
+): void {
+  const to = s['publish-to'];
+  if (to !== undefined) {
+    let why: string | undefined;
+    try {
+      const ref = parseReference(to);
+      if (ref.tag !== undefined || ref.digest !== undefined) why = 'it names a tag or digest';
+    } catch (e) {
+      why = errorMessage(e);
+    }
+    if (why !== undefined)
+      bad(
+        'publish-to',
+        `publish-to ${JSON.stringify(to)} is not a registry repository: ${why}`,
+        'write REGISTRY/REPOSITORY, for example "registry.example.org/gentoo/repo" (publish tags gen-N and latest itself)',
+      );
+  }
+  const key = s['sign-key'];
+  if (key !== undefined && !isAbsolute(key)) {
+    bad(
+      'sign-key',
+      `sign-key ${JSON.stringify(key)} is not an absolute path`,
+      'write the absolute path of the private key file (squashtree key generate writes one)',
+    );
+  }
 }

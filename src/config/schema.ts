@@ -52,6 +52,10 @@ export const settingsShape = {
   /** Ed25519 public key (PEM) every pulled generation must be signed with. */
   'verify-key': z.string(),
   'plain-http': z.boolean(),
+  /** Registry repository every successful commit also publishes to (REGISTRY/REPO). */
+  'publish-to': z.string(),
+  /** Ed25519 private key (PEM) that publish, and publish-to, sign with. */
+  'sign-key': z.string(),
   engine: z.enum(ENGINE_SETTINGS),
 };
 
@@ -95,6 +99,8 @@ export interface TreeConfig {
   pullFrom: string | undefined;
   verifyKey: string | undefined;
   plainHttp: boolean;
+  publishTo: string | undefined;
+  signKey: string | undefined;
   engine: EngineSetting;
 }
 

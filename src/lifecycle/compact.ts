@@ -23,6 +23,7 @@ import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publ
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
+import { mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
 import { resolveChain } from './chain.js';
@@ -121,7 +122,14 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
           reporter.step(what);
         },
       });
-      record = published.record;
+      // How a follower holding the inputs makes the same base (mergeAndPublish merges with these settings).
+      const ins = toPack.map((f) => m.images[f]).filter((r): r is ImageRecord => r !== undefined);
+      record = {
+        ...published.record,
+        ...(ins.length === toPack.length
+          ? { recipe: mergeRecipe(ins, { keepWhiteouts: false }) }
+          : {}),
+      };
     } catch (e) {
       if (!isWriterRefusal(e)) throw e;
       methodReason = errorMessage(e);

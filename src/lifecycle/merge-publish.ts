@@ -71,9 +71,7 @@ export async function writerUnsuitable(
   paths: readonly string[],
   want: { compression: string; blockSize: number },
 ): Promise<string | null> {
-  if (want.compression === 'lzo' || want.compression === 'lzma') {
-    return `the native reader has no ${want.compression} decoder`;
-  }
+  if (want.compression === 'lzma') return 'the native reader has no lzma decoder';
   for (const p of paths) {
     let img: SquashfsImage;
     try {

@@ -125,7 +125,7 @@ async function openForCheck(image: string): Promise<{ img: SquashfsImage; facts:
   return { img: await SquashfsImage.fromBuffer(bytes), facts: { bytes: bytes.length, sha256 } };
 }
 
-/** The same proof in process; a mount only for a compressor the reader lacks (lzo). */
+/** The same proof in process; a mount only for a compressor the reader lacks (lzma). */
 export async function verifyWithReader(
   image: string,
   source: string,

@@ -3,7 +3,7 @@
  * the manifest, then a full read of every file and every metadata table
  * with the native reader (src/squashfs), so a flipped bit in compressed data
  * is found without mounting anything and without root. Images whose
- * compressor the reader lacks (lzo) are read through a read-only mount.
+ * compressor the reader lacks (lzma) are read through a read-only mount.
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError, errorMessage } from '../errors.js';

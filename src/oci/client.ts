@@ -1,17 +1,17 @@
 /**
- * A small client of the OCI distribution API on Node's fetch: blobs and
- * manifests (HEAD, GET, PUT), monolithic and chunked uploads, the referrers
- * API, Basic and Bearer-token authentication (the 401 challenge flow Docker
- * Hub, GHCR, Harbor and the CNCF registry use). HTTPS unless plain HTTP is
- * asked for. Blobs go up as file streams and come down into files while
- * they are hashed, so no image is ever held in memory; every byte received
- * is checked against the digest and size it was asked for.
+ * A small client of the OCI distribution API: blobs and manifests (HEAD,
+ * GET, PUT, DELETE), monolithic and chunked uploads, tag lists, the
+ * referrers API. Blobs go up as file streams and come down into files
+ * while they are hashed (resuming an interrupted download), so no image is
+ * ever held in memory; every byte received is checked against the digest
+ * and size it was asked for.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp, constants as C } from 'node:fs';
-import { SquashtreeError, errorMessage } from '../errors.js';
-import { basicHeader, parseChallenge, type Challenge, type Credentials } from './auth.js';
-import type { Reference } from './reference.js';
+import { createReadStream } from 'node:fs';
+import { SquashtreeError } from '../errors.js';
+import { RegistryApi, digestOf, type BlobSource, type BodyFactory } from './api.js';
+import { digestMismatch, protocolError } from './client-errors.js';
+import { downloadToFile, type DownloadOptions, type DownloadResult } from './download.js';
+import { discardBody, type HttpResponse } from './http.js';
 import {
   MEDIA_DOCKER_MANIFEST,
   MEDIA_OCI_INDEX,
@@ -20,294 +20,30 @@ import {
   type ImageIndex,
 } from './types.js';
 
-export interface ClientOptions {
-  /** Talk http:// instead of https:// (registries on loopback). */
-  plainHttp?: boolean;
-  credentials?: Credentials | null;
-  /** Blobs larger than this go up in PATCH chunks of this size (default 32 MiB). */
-  chunkSize?: number;
-  /** Abort a request that receives nothing for this long (default 120 s). */
-  idleTimeoutMs?: number;
-  /** Replaces the global fetch (tests). */
-  fetch?: typeof fetch;
-}
-
-export interface TransferStats {
-  /** Body bytes received (manifests, configs, blobs, tokens). */
-  received: number;
-  /** Of those, bytes of blobs streamed to files. */
-  blobReceived: number;
-  /** Body bytes sent. */
-  sent: number;
-  requests: number;
-}
-
-export interface BlobSource {
-  digest: string;
-  size: number;
-  /** A file holding exactly the blob. */
-  path?: string;
-  /** Or the bytes themselves (small JSON documents). */
-  bytes?: Uint8Array;
-}
-
-export interface ManifestHead {
-  digest: string;
-  size: number;
-  mediaType: string;
-}
-
-export interface FetchedManifest extends ManifestHead {
-  bytes: Buffer;
-}
-
-type RequestBody = NonNullable<RequestInit['body']>;
-type BodyFactory = () => RequestBody;
-
-interface SendOptions {
-  headers?: Record<string, string>;
-  body?: BodyFactory;
-  /** Abort when no data arrives for this long (streams). */
-  idle?: boolean;
-}
+export {
+  digestOf,
+  sha256Hex,
+  type BlobSource,
+  type ClientOptions,
+  type FetchedManifest,
+  type ManifestHead,
+  type TransferStats,
+} from './api.js';
+import type { FetchedManifest, ManifestHead } from './api.js';
 
 const ACCEPT_MANIFEST = [MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST].join(', ');
-const MAX_DOCUMENT = 4 << 20;
-const DEFAULT_CHUNK = 32 << 20;
 
-export function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-export function digestOf(data: Uint8Array): string {
-  return `sha256:${sha256Hex(data)}`;
-}
-
-export class RegistryClient {
-  readonly ref: Reference;
-  readonly stats: TransferStats = { received: 0, blobReceived: 0, sent: 0, requests: 0 };
-  private readonly base: string;
-  private readonly fetchFn: typeof fetch;
-  private readonly credentials: Credentials | null;
-  private readonly chunkSize: number;
-  private readonly idleTimeoutMs: number;
-  private readonly plainHttp: boolean;
-  private authorization: string | undefined;
-  /** Scopes granted so far, asked for again with each new token. */
-  private readonly scopes = new Set<string>();
-
-  constructor(ref: Reference, opts: ClientOptions = {}) {
-    this.ref = ref;
-    this.plainHttp = opts.plainHttp === true;
-    this.base = `${this.plainHttp ? 'http' : 'https'}://${ref.apiHost}`;
-    this.fetchFn = opts.fetch ?? fetch;
-    this.credentials = opts.credentials ?? null;
-    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 120_000;
-  }
-
-  private url(path: string): string {
-    return `${this.base}/v2/${this.ref.repository}/${path}`;
-  }
-
-  /** Where messages say we were talking to. */
-  get where(): string {
-    return `${this.ref.registry}/${this.ref.repository}`;
-  }
-
-  // ---- transport ---------------------------------------------------------
-
-  private async fetchOnce(
-    method: string,
-    url: string,
-    headers: Headers,
-    body: RequestBody | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<Response> {
-    this.stats.requests++;
-    try {
-      const init: RequestInit = { method, headers, redirect: 'manual' };
-      if (body !== undefined) {
-        init.body = body;
-        init.duplex = 'half';
-      }
-      if (signal) init.signal = signal;
-      return await this.fetchFn(url, init);
-    } catch (e) {
-      const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
-      throw new SquashtreeError('E_OCI', `${method} ${url} failed: ${errorMessage(e)}${cause}`, {
-        cause: e,
-        hint: this.plainHttp
-          ? 'check that the registry runs and listens on that address'
-          : 'check the registry address; a registry that speaks plain http (on loopback) needs --plain-http',
-      });
-    }
-  }
-
-  /**
-   * One API request: adds credentials, follows redirects (dropping them on
-   * another origin, as blob storage redirects need), and answers a 401
-   * challenge once by authenticating and sending again.
-   */
-  private async send(
-    method: string,
-    startUrl: string,
-    opts: SendOptions = {},
-  ): Promise<{ res: Response; idle: IdleGuard | undefined }> {
-    let challenged = false;
-    for (;;) {
-      let url = startUrl;
-      const idle = opts.idle ? new IdleGuard(this.idleTimeoutMs) : undefined;
-      let res: Response | undefined;
-      for (let hop = 0; hop < 6; hop++) {
-        const headers = new Headers(opts.headers);
-        headers.set('user-agent', 'squashtree');
-        const sameOrigin = new URL(url).origin === new URL(this.base).origin;
-        if (sameOrigin && this.authorization) headers.set('authorization', this.authorization);
-        res = await this.fetchOnce(method, url, headers, opts.body?.(), idle?.signal);
-        if (![301, 302, 303, 307, 308].includes(res.status)) break;
-        const loc = res.headers.get('location');
-        await discard(res);
-        if (!loc) throw this.protocol(`${method} ${url} redirected without a Location`);
-        url = new URL(loc, url).toString();
-        if (!this.plainHttp && url.startsWith('http:'))
-          throw this.protocol(`${method} ${startUrl} redirected to plain http (${url})`);
-      }
-      if (!res) throw this.protocol(`${method} ${startUrl}: no response`);
-      if (res.status !== 401 || challenged) {
-        if (res.status === 401) {
-          await discard(res);
-          throw this.authFailed(method, startUrl);
-        }
-        return { res, idle };
-      }
-      challenged = true;
-      const header = res.headers.get('www-authenticate');
-      await discard(res);
-      const challenge = header ? parseChallenge(header) : null;
-      if (!challenge) throw this.authFailed(method, startUrl);
-      await this.authenticate(challenge);
-    }
-  }
-
-  private async authenticate(ch: Challenge): Promise<void> {
-    if (ch.scheme === 'basic') {
-      if (!this.credentials) throw this.authFailed('authenticate', this.base);
-      this.authorization = basicHeader(this.credentials);
-      return;
-    }
-    if (ch.scheme !== 'bearer' || !ch.params.realm) {
-      throw new SquashtreeError(
-        'E_OCI_AUTH',
-        `${this.where} asks for an authentication scheme squashtree does not speak (${ch.scheme})`,
-        { hint: 'squashtree speaks Basic and Bearer-token authentication' },
-      );
-    }
-    const realm = new URL(ch.params.realm);
-    if (realm.protocol !== 'https:' && !(this.plainHttp && realm.protocol === 'http:')) {
-      throw this.protocol(`the token service ${realm.toString()} is not https`);
-    }
-    if (ch.params.scope) for (const s of ch.params.scope.split(' ')) this.scopes.add(s);
-    if (ch.params.service) realm.searchParams.set('service', ch.params.service);
-    for (const s of this.scopes) realm.searchParams.append('scope', s);
-    const headers = new Headers({ 'user-agent': 'squashtree' });
-    if (this.credentials) headers.set('authorization', basicHeader(this.credentials));
-    const res = await this.fetchOnce('GET', realm.toString(), headers, undefined, undefined);
-    const body = await this.readDocument(res, 1 << 20);
-    if (!res.ok) {
-      throw new SquashtreeError(
-        'E_OCI_AUTH',
-        `the token service of ${this.where} refused: HTTP ${res.status}`,
-        {
-          stderr: body.toString('utf8').slice(0, 2000),
-          hint: this.credentialsHint(),
-        },
-      );
-    }
-    let token: unknown;
-    try {
-      const data = JSON.parse(body.toString('utf8')) as { token?: unknown; access_token?: unknown };
-      token = data.token ?? data.access_token;
-    } catch {
-      token = undefined;
-    }
-    if (typeof token !== 'string' || token === '')
-      throw this.protocol(`the token service ${realm.origin} answered without a token`);
-    this.authorization = `Bearer ${token}`;
-  }
-
-  private credentialsHint(): string {
-    return this.credentials
-      ? `the credentials from ${this.credentials.source} were not accepted for ${this.ref.repository}; check them and their push/pull rights`
-      : `log in (docker login ${this.ref.registry}, which writes ~/.docker/config.json) or set SQUASHTREE_REGISTRY_USER and SQUASHTREE_REGISTRY_PASSWORD`;
-  }
-
-  private authFailed(method: string, url: string): SquashtreeError {
-    return new SquashtreeError(
-      'E_OCI_AUTH',
-      `${this.where} refused ${method} ${new URL(url).pathname}: authentication required or not sufficient`,
-      { hint: this.credentialsHint() },
-    );
-  }
-
-  private protocol(message: string, stderr?: string): SquashtreeError {
-    return new SquashtreeError('E_OCI', message, {
-      ...(stderr ? { stderr } : {}),
-      hint: 'the registry answered in a way squashtree does not expect; check the address and that it is an OCI distribution registry',
-    });
-  }
-
-  private async failed(res: Response, what: string): Promise<SquashtreeError> {
-    const text = (await this.readDocument(res, 64 << 10).catch(() => Buffer.alloc(0))).toString(
-      'utf8',
-    );
-    let detail = '';
-    try {
-      const errs = (JSON.parse(text) as { errors?: { code?: string; message?: string }[] }).errors;
-      detail = (errs ?? []).map((e) => `${e.code ?? ''} ${e.message ?? ''}`.trim()).join('; ');
-    } catch {
-      detail = text.trim().slice(0, 200);
-    }
-    const code =
-      res.status === 404 ? 'E_OCI_NOT_FOUND' : res.status === 403 ? 'E_OCI_AUTH' : 'E_OCI';
-    return new SquashtreeError(
-      code,
-      `${what} at ${this.where}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`,
-      {
-        stderr: text.slice(0, 2000),
-        hint:
-          code === 'E_OCI_NOT_FOUND'
-            ? 'check the reference; squashtree publish pushes the tags gen-N and latest'
-            : code === 'E_OCI_AUTH'
-              ? this.credentialsHint()
-              : 'see the registry message above; retrying is safe',
-      },
-    );
-  }
-
-  /** Read a small body, counting it and refusing more than `limit` bytes. */
-  private async readDocument(res: Response, limit = MAX_DOCUMENT): Promise<Buffer> {
-    if (!res.body) return Buffer.alloc(0);
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      n += chunk.byteLength;
-      this.stats.received += chunk.byteLength;
-      if (n > limit) {
-        await res.body.cancel().catch(() => undefined);
-        throw this.protocol(`a response from ${this.where} is larger than ${limit} bytes`);
-      }
-      parts.push(Buffer.from(chunk));
-    }
-    return Buffer.concat(parts);
-  }
-
+export class RegistryClient extends RegistryApi {
   // ---- blobs -------------------------------------------------------------
+
+  blobUrl(digest: string): string {
+    return this.url(`blobs/${digest}`);
+  }
 
   /** Size of the blob if the registry has it, else null. */
   async headBlob(digest: string): Promise<number | null> {
-    const { res } = await this.send('HEAD', this.url(`blobs/${digest}`));
-    await discard(res);
+    const res = await this.send('HEAD', this.blobUrl(digest));
+    await discardBody(res);
     if (res.status === 404) return null;
     if (!res.ok) throw await this.failed(res, `HEAD blob ${digest}`);
     const len = Number(res.headers.get('content-length') ?? NaN);
@@ -321,9 +57,9 @@ export class RegistryClient {
     const start = await this.send('POST', this.url('blobs/uploads/'), {
       headers: { 'content-length': '0' },
     });
-    await discard(start.res);
-    if (start.res.status !== 202) throw await this.failed(start.res, 'starting an upload');
-    let location = this.location(start.res, 'starting an upload');
+    await discardBody(start);
+    if (start.status !== 202) throw await this.failed(start, 'starting an upload');
+    let location = this.location(start, 'starting an upload');
     const body = (from: number, to: number): BodyFactory =>
       src.bytes
         ? () => {
@@ -344,8 +80,8 @@ export class RegistryClient {
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(src.size) },
         ...(src.size > 0 ? { body: body(0, src.size) } : {}),
       });
-      await discard(put.res);
-      if (put.res.status !== 201) throw await this.failed(put.res, `uploading blob ${src.digest}`);
+      await discardBody(put);
+      if (put.status !== 201) throw await this.failed(put, `uploading blob ${src.digest}`);
       return true;
     }
     for (let from = 0; from < src.size; from += this.chunkSize) {
@@ -358,28 +94,22 @@ export class RegistryClient {
         },
         body: body(from, to),
       });
-      await discard(patch.res);
-      if (patch.res.status !== 202)
-        throw await this.failed(patch.res, `uploading bytes ${from}-${to - 1} of ${src.digest}`);
-      const range = patch.res.headers.get('range');
+      await discardBody(patch);
+      if (patch.status !== 202)
+        throw await this.failed(patch, `uploading bytes ${from}-${to - 1} of ${src.digest}`);
+      const range = patch.headers.get('range');
       if (range && range !== `0-${to - 1}`)
-        throw this.protocol(
+        throw protocolError(
           `the registry holds ${range} of ${src.digest} after sending 0-${to - 1}`,
         );
-      location = this.location(patch.res, 'a chunked upload');
+      location = this.location(patch, 'a chunked upload');
     }
     const done = await this.send('PUT', withDigest(location, src.digest), {
       headers: { 'content-length': '0' },
     });
-    await discard(done.res);
-    if (done.res.status !== 201) throw await this.failed(done.res, `finishing blob ${src.digest}`);
+    await discardBody(done);
+    if (done.status !== 201) throw await this.failed(done, `finishing blob ${src.digest}`);
     return true;
-  }
-
-  private location(res: Response, what: string): string {
-    const loc = res.headers.get('location');
-    if (!loc) throw this.protocol(`${what}: the registry sent no Location`);
-    return new URL(loc, this.base).toString();
   }
 
   private async *counted(stream: AsyncIterable<Buffer>): AsyncGenerator<Uint8Array> {
@@ -392,8 +122,8 @@ export class RegistryClient {
   /** A small blob (config, signature), checked against its digest and size. */
   async getBlobBytes(digest: string, size: number, limit = 1 << 20): Promise<Buffer> {
     if (size > limit)
-      throw this.protocol(`blob ${digest} claims ${size} bytes, more than ${limit}`);
-    const { res } = await this.send('GET', this.url(`blobs/${digest}`));
+      throw protocolError(`blob ${digest} claims ${size} bytes, more than ${limit}`);
+    const res = await this.send('GET', this.blobUrl(digest));
     if (!res.ok) throw await this.failed(res, `GET blob ${digest}`);
     const bytes = await this.readDocument(res, size);
     if (bytes.byteLength !== size || digestOf(bytes) !== digest) {
@@ -403,74 +133,47 @@ export class RegistryClient {
   }
 
   /**
-   * Stream a blob into a new file `dest` (created exclusively), hashing as it
-   * arrives; refuses more bytes than `size` and a wrong digest. The caller
-   * removes `dest` on failure.
+   * GET a blob from byte `from` on: the response (200: the server sent all
+   * of it, 206: the rest), or an error for anything else.
    */
-  async downloadBlob(
+  async openBlob(digest: string, from: number): Promise<HttpResponse> {
+    const res = await this.send('GET', this.blobUrl(digest), {
+      ...(from > 0 ? { headers: { range: `bytes=${from}-` } } : {}),
+    });
+    if (res.status !== 200 && res.status !== 206) {
+      throw await this.failed(res, `GET blob ${digest}`);
+    }
+    return res;
+  }
+
+  /** Count received blob bytes (the download loop reads the body itself). */
+  countBlobBytes(n: number): void {
+    this.stats.received += n;
+    this.stats.blobReceived += n;
+  }
+
+  /**
+   * Stream a blob into `dest`, hashing as it arrives; refuses more bytes
+   * than `size` and a wrong digest. With `resume`, a partial `dest` left by
+   * an interrupted download is re-hashed and the rest asked for with a
+   * range request; otherwise `dest` must not exist.
+   */
+  downloadBlob(
     digest: string,
     size: number,
     dest: string,
-    onProgress?: (received: number) => void,
-  ): Promise<void> {
-    const { res, idle } = await this.send('GET', this.url(`blobs/${digest}`), { idle: true });
-    try {
-      if (!res.ok) throw await this.failed(res, `GET blob ${digest}`);
-      if (!res.body) throw this.protocol(`GET blob ${digest}: no body`);
-      const hash = createHash('sha256');
-      let n = 0;
-      const fh = await fsp.open(dest, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o644);
-      try {
-        try {
-          for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-            idle?.touch();
-            n += chunk.byteLength;
-            this.stats.received += chunk.byteLength;
-            this.stats.blobReceived += chunk.byteLength;
-            if (n > size) {
-              await res.body.cancel().catch(() => undefined);
-              throw digestMismatch(`blob ${digest} (more than ${size} bytes)`, this.where);
-            }
-            hash.update(chunk);
-            let off = 0;
-            while (off < chunk.byteLength) {
-              const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
-              off += bytesWritten;
-            }
-            onProgress?.(n);
-          }
-        } catch (e) {
-          if (e instanceof SquashtreeError) throw e;
-          throw new SquashtreeError(
-            'E_OCI',
-            `the download of blob ${digest} from ${this.where} broke off after ${n} of ${size} bytes: ${errorMessage(e)}`,
-            { cause: e, hint: 'nothing was applied; run the pull again' },
-          );
-        }
-      } finally {
-        await fh.close();
-      }
-      if (n !== size) {
-        throw new SquashtreeError(
-          'E_OCI_DIGEST',
-          `blob ${digest} from ${this.where} ended after ${n} of ${size} bytes`,
-          { hint: 'nothing was applied; run the pull again' },
-        );
-      }
-      if (`sha256:${hash.digest('hex')}` !== digest)
-        throw digestMismatch(`blob ${digest}`, this.where);
-    } finally {
-      idle?.done();
-    }
+    opts: DownloadOptions = {},
+  ): Promise<DownloadResult> {
+    return downloadToFile(this, digest, size, dest, opts);
   }
 
   // ---- manifests ---------------------------------------------------------
 
   async headManifest(reference: string): Promise<ManifestHead | null> {
-    const { res } = await this.send('HEAD', this.url(`manifests/${reference}`), {
+    const res = await this.send('HEAD', this.url(`manifests/${reference}`), {
       headers: { accept: ACCEPT_MANIFEST },
     });
-    await discard(res);
+    await discardBody(res);
     if (res.status === 404) return null;
     if (!res.ok) throw await this.failed(res, `HEAD manifest ${reference}`);
     const digest = res.headers.get('docker-content-digest');
@@ -488,7 +191,7 @@ export class RegistryClient {
 
   /** GET a manifest; by digest, its bytes must hash to that digest. */
   async getManifest(reference: string): Promise<FetchedManifest> {
-    const { res } = await this.send('GET', this.url(`manifests/${reference}`), {
+    const res = await this.send('GET', this.url(`manifests/${reference}`), {
       headers: { accept: ACCEPT_MANIFEST },
     });
     if (!res.ok) throw await this.failed(res, `GET manifest ${reference}`);
@@ -515,32 +218,86 @@ export class RegistryClient {
     bytes: Buffer,
     mediaType = MEDIA_OCI_MANIFEST,
   ): Promise<{ digest: string; subject: string | null }> {
-    const { res } = await this.send('PUT', this.url(`manifests/${reference}`), {
+    const res = await this.send('PUT', this.url(`manifests/${reference}`), {
       headers: { 'content-type': mediaType, 'content-length': String(bytes.byteLength) },
       body: () => {
         this.stats.sent += bytes.byteLength;
         return bytes;
       },
     });
-    await discard(res);
+    await discardBody(res);
     if (res.status !== 201) throw await this.failed(res, `PUT manifest ${reference}`);
     const digest = digestOf(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if (claimed && claimed !== digest)
-      throw this.protocol(`the registry stored manifest ${reference} as ${claimed}, not ${digest}`);
+      throw protocolError(`the registry stored manifest ${reference} as ${claimed}, not ${digest}`);
     return { digest, subject: res.headers.get('oci-subject') };
+  }
+
+  /**
+   * DELETE a manifest by digest (with every tag that names it). False when
+   * it was gone already; E_OCI_DELETE where the registry does not allow it.
+   */
+  async deleteManifest(digest: string): Promise<boolean> {
+    const res = await this.send('DELETE', this.url(`manifests/${digest}`));
+    if (res.status === 404) {
+      await discardBody(res);
+      return false;
+    }
+    if (res.status === 202 || res.status === 200) {
+      await discardBody(res);
+      return true;
+    }
+    const err = await this.failed(res, `DELETE manifest ${digest}`);
+    if (res.status === 405 || /UNSUPPORTED/.test(err.message)) {
+      throw new SquashtreeError(
+        'E_OCI_DELETE',
+        `${this.where} does not allow deleting manifests (HTTP ${res.status})`,
+        {
+          stderr: err.stderr ?? '',
+          hint: 'the distribution registry deletes only with storage.delete.enabled: true in its config (REGISTRY_STORAGE_DELETE_ENABLED=true); other registries need a retention policy or a user with delete rights',
+        },
+      );
+    }
+    throw err;
+  }
+
+  /** Every tag of the repository (following the Link header of paginated answers). */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let url: string | null = `${this.url('tags/list')}?n=1000`;
+    for (let page = 0; url && page < 1000; page++) {
+      const res = await this.send('GET', url);
+      if (res.status === 404) {
+        await discardBody(res);
+        return tags;
+      }
+      if (!res.ok) throw await this.failed(res, 'listing tags');
+      const bytes = await this.readDocument(res);
+      let data: { tags?: unknown };
+      try {
+        data = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw protocolError(`the tag list of ${this.where} is not JSON`);
+      }
+      if (Array.isArray(data.tags))
+        for (const t of data.tags) if (typeof t === 'string') tags.push(t);
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+      url = link?.[1] ? new URL(link[1], this.base).toString() : null;
+    }
+    return tags;
   }
 
   /** The referrers of a manifest, or null where the registry has no referrers API. */
   async referrers(digest: string, artifactType?: string): Promise<ImageIndex | null> {
     const url = new URL(this.url(`referrers/${digest}`));
     if (artifactType) url.searchParams.set('artifactType', artifactType);
-    const { res } = await this.send('GET', url.toString(), {
+    const res = await this.send('GET', url.toString(), {
       headers: { accept: MEDIA_OCI_INDEX },
     });
     const type = (res.headers.get('content-type') ?? '').split(';')[0]?.trim();
     if (res.status !== 200 || type !== MEDIA_OCI_INDEX) {
-      await discard(res);
+      await discardBody(res);
       return null;
     }
     const bytes = await this.readDocument(res);
@@ -548,10 +305,10 @@ export class RegistryClient {
     try {
       data = JSON.parse(bytes.toString('utf8'));
     } catch {
-      throw this.protocol(`the referrers of ${digest} are not JSON`);
+      throw protocolError(`the referrers of ${digest} are not JSON`);
     }
     const parsed = indexSchema.safeParse(data);
-    if (!parsed.success) throw this.protocol(`the referrers of ${digest} are not an OCI index`);
+    if (!parsed.success) throw protocolError(`the referrers of ${digest} are not an OCI index`);
     return parsed.data;
   }
 }
@@ -560,49 +317,4 @@ function withDigest(location: string, digest: string): string {
   const u = new URL(location);
   u.searchParams.set('digest', digest);
   return u.toString();
-}
-
-async function discard(res: Response): Promise<void> {
-  if (res.body && !res.bodyUsed) await res.body.cancel().catch(() => undefined);
-}
-
-function digestMismatch(what: string, where: string): SquashtreeError {
-  return new SquashtreeError(
-    'E_OCI_DIGEST',
-    `${what} from ${where} does not match its digest or size: it was changed in the registry or on the way`,
-    {
-      hint: 'nothing was applied; if it happens again, the registry holds damaged or tampered data: publish the generation again from the builder',
-    },
-  );
-}
-
-/** An AbortSignal that fires when touch() is not called for `ms`. */
-class IdleGuard {
-  private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout;
-
-  constructor(private readonly ms: number) {
-    this.timer = this.arm();
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  private arm(): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.controller.abort(new Error(`no data for ${Math.round(this.ms / 1000)} s`));
-    }, this.ms);
-    t.unref();
-    return t;
-  }
-
-  touch(): void {
-    clearTimeout(this.timer);
-    this.timer = this.arm();
-  }
-
-  done(): void {
-    clearTimeout(this.timer);
-  }
 }

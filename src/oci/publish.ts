@@ -1,11 +1,13 @@
 /**
- * publish: push a tree's current generation to an OCI registry. Every image
- * becomes a blob (a HEAD first: blobs the registry has are not sent again),
- * then a small config blob, then an image manifest whose layers are the
- * images in stack order, tagged `gen-<N>` (immutable: a different manifest
- * under an existing gen tag is refused) and, last, `latest`. With a signing
- * key, a signature artifact that refers to the manifest is pushed before
- * `latest` moves, so a follower never sees an unsigned `latest`.
+ * publish: push a tree's current generation to an OCI registry, tagged
+ * `gen-<N>` and, last, `latest`. The generations between the newest one
+ * the registry has and the current one are pushed first, oldest first, so
+ * the chain of parents in the registry follows the builder's history: a
+ * layer that a compaction merged away before anyone published it is still
+ * a blob that some manifest names, and a follower that holds the older
+ * images rebuilds the new base from them (recipes) instead of downloading
+ * it. With a signing key, every manifest pushed is signed before `latest`
+ * moves, so a follower never sees an unsigned `latest`.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -14,53 +16,34 @@ import type { TreeContext } from '../lifecycle/context.js';
 import { checkImages } from '../lifecycle/integrity.js';
 import { observe, requireManifest } from '../lifecycle/observe.js';
 import type { Tree } from '../lifecycle/tree.js';
-import { currentGeneration } from '../store/manifest.js';
-import { imagePath } from '../store/store.js';
-import { loadCredentials } from './auth.js';
-import { RegistryClient, digestOf, type ClientOptions } from './client.js';
-import { formatReference, isLoopback, parseReference, type Reference } from './reference.js';
-import { loadPrivateKey, signDigest } from './sign.js';
-import {
-  ANN_BLOCK_SIZE,
-  ANN_COMPRESSION,
-  ANN_CREATED,
-  ANN_GENERATION,
-  ANN_KEY,
-  ANN_KIND,
-  ANN_TITLE,
-  ANN_TREE,
-  ARTIFACT_SIGNATURE,
-  ARTIFACT_STACK,
-  EMPTY_DIGEST,
-  MEDIA_CONFIG,
-  MEDIA_EMPTY,
-  MEDIA_LAYER,
-  MEDIA_OCI_MANIFEST,
-  MEDIA_SIGNATURE,
-  jsonBytes,
-  type Descriptor,
-  type ImageManifest,
-  type StackConfig,
-} from './types.js';
+import { currentGeneration, type Generation, type Manifest } from '../store/manifest.js';
+import type { RegistryClient } from './client.js';
+import { pruneRegistry, type PruneResult } from './prune.js';
+import { pushGeneration, type PublishedBlob, type PushContext } from './push-generation.js';
+import { formatReference, parseReference, type Reference } from './reference.js';
+import { makeClient, warnPlainHttp, type RegistryOptions } from './registry-options.js';
+import { loadPrivateKey } from './sign.js';
+import type { PushedSignature } from './signatures.js';
 
-export interface RegistryOptions {
-  plainHttp?: boolean;
-  /** Upload chunk size in bytes (blobs above it go up in PATCH chunks). */
-  chunkSize?: number;
-  /** Replaces the global fetch (tests). */
-  fetch?: typeof fetch;
-}
+export type { PublishedBlob } from './push-generation.js';
+export { makeClient, warnPlainHttp, type RegistryOptions } from './registry-options.js';
+export { signatureTag } from './signatures.js';
 
 export interface PublishOptions extends RegistryOptions {
-  /** Ed25519 private key (PEM) to sign the manifest digest with. */
+  /** Ed25519 private key (PEM) to sign the manifest digests with. */
   signKey?: string;
+  /** Then delete the manifests of generations older than the `keep` newest (see prune.ts). */
+  keep?: number;
 }
 
-export interface PublishedBlob {
-  file: string;
+export interface PushedSummary {
+  generation: number;
   digest: string;
-  bytes: number;
-  uploaded: boolean;
+  uploadedBytes: number;
+  /** Images whose recipe the config carries (followers may rebuild them). */
+  recipes: number;
+  /** The registry had it already. */
+  existed: boolean;
 }
 
 export interface PublishResult {
@@ -69,32 +52,20 @@ export interface PublishResult {
   generation: number;
   digest: string;
   tags: string[];
+  /** The current generation's images. */
   blobs: PublishedBlob[];
+  /** Image bytes uploaded, for every generation pushed. */
   uploadedBytes: number;
+  /** The current generation's image bytes the registry had already. */
   skippedBytes: number;
   /** All request body bytes sent. */
   sentBytes: number;
-  signature: { digest: string; key: string; tag: string | null; referrers: boolean } | null;
+  signature: PushedSignature | null;
+  /** Each generation pushed, oldest first: the unpublished history, then the current one. */
+  pushed: PushedSummary[];
+  prune: PruneResult | null;
   timestamp: string | null;
   durationMs: number;
-}
-
-export async function makeClient(ref: Reference, opts: RegistryOptions): Promise<RegistryClient> {
-  const copts: ClientOptions = {
-    plainHttp: opts.plainHttp === true,
-    credentials: await loadCredentials(ref.registry),
-  };
-  if (opts.chunkSize !== undefined) copts.chunkSize = opts.chunkSize;
-  if (opts.fetch) copts.fetch = opts.fetch;
-  return new RegistryClient(ref, copts);
-}
-
-export function warnPlainHttp(ctx: TreeContext, ref: Reference, opts: RegistryOptions): void {
-  if (opts.plainHttp && !isLoopback(ref.apiHost)) {
-    ctx.reporter.warn(
-      `--plain-http to ${ref.apiHost}, which is not this machine: images and credentials travel unencrypted`,
-    );
-  }
 }
 
 /** metadata/timestamp.chk of a portage repository, read from the mounted tree. */
@@ -116,25 +87,66 @@ async function portageTimestamp(dir: string): Promise<string | null> {
   }
 }
 
-export function publishTree(
-  tree: Tree,
-  refText: string,
-  opts: PublishOptions = {},
-): Promise<PublishResult> {
+export function parsePublishRef(refText: string, tree: string): Reference {
   const ref = parseReference(refText);
   if (ref.tag !== undefined || ref.digest !== undefined) {
     throw new SquashtreeError(
       'E_USAGE',
       `publish takes a repository, not a tag or digest: ${refText}`,
       {
-        hint: `publish tags gen-N and latest itself: squashtree publish ${tree.name} ${ref.registry}/${ref.repository}`,
+        hint: `publish tags gen-N and latest itself: squashtree publish ${tree} ${ref.registry}/${ref.repository}`,
       },
     );
   }
+  return ref;
+}
+
+export function publishTree(
+  tree: Tree,
+  refText: string,
+  opts: PublishOptions = {},
+): Promise<PublishResult> {
+  const ref = parsePublishRef(refText, tree.name);
   return tree.locked((ctx) => publishLocked(ctx, ref, opts));
 }
 
-async function publishLocked(
+/** The current generation and its ancestors that the store still keeps, newest first. */
+function ancestry(m: Manifest): Generation[] {
+  const byNumber = new Map(m.generations.map((g) => [g.generation, g]));
+  const out: Generation[] = [];
+  for (let g = byNumber.get(m.current); g && out.length < 1000;) {
+    out.push(g);
+    g = g.parent === null ? undefined : byNumber.get(g.parent);
+  }
+  return out;
+}
+
+/**
+ * Which generations to push, oldest first, and the digest of the published
+ * one they descend from. Without a published ancestor (a first publish to
+ * this repository) only the current generation goes: no follower can hold
+ * the images of an earlier one.
+ */
+async function toPush(
+  client: RegistryClient,
+  m: Manifest,
+): Promise<{ gens: Generation[]; digests: Map<number, string> }> {
+  const chain = ancestry(m);
+  const digests = new Map<number, string>();
+  const gens: Generation[] = [];
+  for (const g of chain) {
+    const head = await client.headManifest(`gen-${g.generation}`);
+    if (head) {
+      digests.set(g.generation, head.digest);
+      if (gens.length === 0) gens.push(g);
+      return { gens: gens.reverse(), digests };
+    }
+    gens.push(g);
+  }
+  return { gens: chain.slice(0, 1), digests };
+}
+
+export async function publishLocked(
   ctx: TreeContext,
   ref: Reference,
   opts: PublishOptions,
@@ -144,177 +156,71 @@ async function publishLocked(
   const signKey = opts.signKey ? await loadPrivateKey(opts.signKey) : undefined;
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
-  const gen = currentGeneration(m);
-  reporter.step(`checking the ${gen.images.length} image(s) of generation ${gen.generation}`);
-  await checkImages(tree.store, m, gen.images, layout.verifiedCache);
+  const cur = currentGeneration(m);
   const client = await makeClient(ref, opts);
-  warnPlainHttp(ctx, ref, opts);
-
-  const blobs: PublishedBlob[] = [];
-  const layers: Descriptor[] = [];
-  for (const file of gen.images) {
-    const rec = m.images[file];
-    if (!rec) throw new SquashtreeError('E_INTERNAL', `image ${file} has no record`);
-    const digest = `sha256:${rec.sha256}`;
-    reporter.step(`blob ${file} (${rec.bytes} bytes)`);
-    const uploaded = await client.pushBlob({
-      digest,
-      size: rec.bytes,
-      path: imagePath(tree.store, file),
-    });
-    blobs.push({ file, digest, bytes: rec.bytes, uploaded });
-    layers.push({
-      mediaType: MEDIA_LAYER,
-      digest,
-      size: rec.bytes,
-      annotations: {
-        [ANN_TITLE]: file,
-        [ANN_KIND]: rec.kind,
-        [ANN_COMPRESSION]: rec.compression,
-        [ANN_BLOCK_SIZE]: String(rec.blockSize),
-        [ANN_CREATED]: rec.created,
-      },
-    });
-  }
-
-  const base = m.images[gen.images[0] ?? ''];
-  const parentHead = gen.parent !== null ? await client.headManifest(`gen-${gen.parent}`) : null;
-  const timestamp = obs.state === 'mounted' ? await portageTimestamp(tree.dir) : null;
-  const config: StackConfig = {
-    format: 'squashtree-oci-config/1',
-    tree: tree.name,
-    generation: gen.generation,
-    parentGeneration: gen.parent,
-    parent: parentHead?.digest ?? null,
-    action: gen.action,
-    created: gen.created,
-    compression: base?.compression ?? 'unknown',
-    blockSize: base?.blockSize ?? 0,
-    files: gen.files,
-    bytes: gen.bytes,
-    timestamp,
-  };
-  const configBytes = jsonBytes(config);
-  const configDesc: Descriptor = {
-    mediaType: MEDIA_CONFIG,
-    digest: digestOf(configBytes),
-    size: configBytes.byteLength,
-  };
-  await client.pushBlob({ digest: configDesc.digest, size: configDesc.size, bytes: configBytes });
-
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_OCI_MANIFEST,
-    artifactType: ARTIFACT_STACK,
-    config: configDesc,
-    layers,
-    annotations: {
-      [ANN_TREE]: tree.name,
-      [ANN_GENERATION]: String(gen.generation),
-      [ANN_CREATED]: gen.created,
-    },
-  };
-  let manifestBytes = jsonBytes(manifest);
-  let digest = digestOf(manifestBytes);
-  const genTag = `gen-${gen.generation}`;
-  const existing = await client.headManifest(genTag);
-  if (existing && existing.digest !== digest) {
-    // Published before (its config may name a parent published since): same images, same generation.
-    const prior = await client.getManifest(existing.digest);
-    if (!sameImages(prior.bytes, layers)) {
-      throw new SquashtreeError(
-        'E_OCI_TAG',
-        `${formatReference(ref, genTag)} already names another manifest (${existing.digest})`,
-        {
-          hint: 'gen-N tags are immutable: this repository holds another tree or an earlier history of this one; publish to a new repository',
-        },
-      );
-    }
-    manifestBytes = prior.bytes;
-    digest = prior.digest;
-  } else {
-    reporter.step(`manifest ${digest} as ${genTag}`);
-    await client.putManifest(genTag, manifestBytes);
-  }
-
-  let signature: PublishResult['signature'] = null;
-  if (signKey) signature = await pushSignature(client, signKey, digest, manifestBytes.byteLength);
-
-  reporter.step('tag latest');
-  await client.putManifest('latest', manifestBytes);
-  const uploadedBytes = blobs.filter((b) => b.uploaded).reduce((n, b) => n + b.bytes, 0);
-  return {
-    tree: tree.name,
-    ref: formatReference(ref),
-    generation: gen.generation,
-    digest,
-    tags: [genTag, 'latest'],
-    blobs,
-    uploadedBytes,
-    skippedBytes: blobs.filter((b) => !b.uploaded).reduce((n, b) => n + b.bytes, 0),
-    sentBytes: client.stats.sent,
-    signature,
-    timestamp,
-    durationMs: performance.now() - t0,
-  };
-}
-
-function sameImages(bytes: Buffer, layers: readonly Descriptor[]): boolean {
   try {
-    const m = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest>;
-    return (
-      m.artifactType === ARTIFACT_STACK &&
-      JSON.stringify((m.layers ?? []).map((l) => l.digest)) ===
-        JSON.stringify(layers.map((l) => l.digest))
-    );
-  } catch {
-    return false;
+    warnPlainHttp(ctx, ref, opts);
+    const { gens, digests } = await toPush(client, m);
+    const p: PushContext = {
+      client,
+      ref,
+      store: tree.store,
+      tree: tree.name,
+      m,
+      present: new Set(),
+      signKey,
+      step: (what) => {
+        reporter.step(what);
+      },
+    };
+    const timestamp = obs.state === 'mounted' ? await portageTimestamp(tree.dir) : null;
+    const pushed: PushedSummary[] = [];
+    let last: Awaited<ReturnType<typeof pushGeneration>> | undefined;
+    let uploadedBytes = 0;
+    for (const g of gens) {
+      reporter.step(`checking the ${g.images.length} image(s) of generation ${g.generation}`);
+      await checkImages(tree.store, m, g.images, layout.verifiedCache);
+      let parent: string | null = null;
+      if (g.parent !== null) {
+        parent = digests.get(g.parent) ?? null;
+        if (parent === null)
+          parent = (await client.headManifest(`gen-${g.parent}`))?.digest ?? null;
+      }
+      const isCurrent = g.generation === cur.generation;
+      last = await pushGeneration(p, g, parent, isCurrent ? timestamp : null);
+      digests.set(g.generation, last.digest);
+      const up = last.blobs.filter((b) => b.uploaded).reduce((n, b) => n + b.bytes, 0);
+      uploadedBytes += up;
+      pushed.push({
+        generation: g.generation,
+        digest: last.digest,
+        uploadedBytes: up,
+        recipes: last.recipes.length,
+        existed: last.existed,
+      });
+    }
+    if (!last) throw new SquashtreeError('E_INTERNAL', 'no generation to publish');
+    reporter.step('tag latest');
+    await client.putManifest('latest', last.bytes);
+    let prune: PruneResult | null = null;
+    if (opts.keep !== undefined) prune = await pruneRegistry(client, opts.keep, reporter);
+    return {
+      tree: tree.name,
+      ref: formatReference(ref),
+      generation: cur.generation,
+      digest: last.digest,
+      tags: [`gen-${cur.generation}`, 'latest'],
+      blobs: last.blobs,
+      uploadedBytes,
+      skippedBytes: last.blobs.filter((b) => !b.uploaded).reduce((n, b) => n + b.bytes, 0),
+      sentBytes: client.stats.sent,
+      signature: last.signature,
+      pushed,
+      prune,
+      timestamp,
+      durationMs: performance.now() - t0,
+    };
+  } finally {
+    client.close();
   }
-}
-
-/** The tag a signature goes under where the registry has no referrers API. */
-export function signatureTag(digest: string): string {
-  return `${digest.replace(':', '-')}.sig`;
-}
-
-async function pushSignature(
-  client: RegistryClient,
-  key: Parameters<typeof signDigest>[0],
-  digest: string,
-  size: number,
-): Promise<NonNullable<PublishResult['signature']>> {
-  const payload = signDigest(key, digest);
-  const payloadBytes = jsonBytes(payload);
-  const empty = Buffer.from('{}');
-  await client.pushBlob({ digest: EMPTY_DIGEST, size: empty.byteLength, bytes: empty });
-  const sigDesc: Descriptor = {
-    mediaType: MEDIA_SIGNATURE,
-    digest: digestOf(payloadBytes),
-    size: payloadBytes.byteLength,
-  };
-  await client.pushBlob({ digest: sigDesc.digest, size: sigDesc.size, bytes: payloadBytes });
-  const artifact: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_OCI_MANIFEST,
-    artifactType: ARTIFACT_SIGNATURE,
-    config: { mediaType: MEDIA_EMPTY, digest: EMPTY_DIGEST, size: empty.byteLength },
-    layers: [sigDesc],
-    subject: { mediaType: MEDIA_OCI_MANIFEST, digest, size },
-    annotations: { [ANN_KEY]: payload.key },
-  };
-  const bytes = jsonBytes(artifact);
-  const sigDigest = digestOf(bytes);
-  const put = await client.putManifest(sigDigest, bytes);
-  // A registry that processed `subject` says so (OCI-Subject) or lists it under referrers.
-  let referrers = put.subject === digest;
-  if (!referrers) {
-    const idx = await client.referrers(digest, ARTIFACT_SIGNATURE);
-    referrers = idx !== null && idx.manifests.some((d) => d.digest === sigDigest);
-  }
-  let tag: string | null = null;
-  if (!referrers) {
-    tag = signatureTag(digest);
-    await client.putManifest(tag, bytes);
-  }
-  return { digest: sigDigest, key: payload.key, tag, referrers };
 }

@@ -1,6 +1,6 @@
 /**
  * pull: make a published generation the current one of a local tree,
- * downloading only the images the store lacks. Under the tree's lock:
+ * fetching only what the store lacks. Under the tree's lock:
  *
  *  1. HEAD the tag; a digest already applied (and still current) ends here.
  *  2. GET the manifest by digest (its bytes must hash to it), check its
@@ -8,9 +8,11 @@
  *     the local one is refused unless --allow-downgrade (no rollback attacks).
  *  3. Pending local changes are never lost: pull refuses while there are any,
  *     unless --discard.
- *  4. Each missing image streams into a temp file in the store (removed by
- *     the next run if this one dies), checked for size and sha256 while it
- *     arrives and by unsquashfs, then renamed to its final name.
+ *  4. Each missing image is rebuilt from its recipe where the store holds
+ *     (or the registry serves, more cheaply) its inputs, else downloaded
+ *     (acquire.ts): a download streams into a file of the store that an
+ *     interrupted run leaves for the next to resume, checked for size and
+ *     sha256 while it arrives and by unsquashfs, then renamed to its name.
  *  5. The new manifest is written atomically (the same swap commit uses),
  *     then STORE/oci.json, then old generations beyond `keep` are collected.
  *
@@ -19,53 +21,31 @@
  */
 import { promises as fsp } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { COMPRESSORS, type Compressor } from '../config/schema.js';
-import { SquashtreeError, errnoCode } from '../errors.js';
-import { publishFile } from '../fs/durable.js';
-import { sha256File } from '../fs/hash.js';
-import { checkMetadata } from '../image/check.js';
+import { SquashtreeError } from '../errors.js';
 import type { TreeContext } from '../lifecycle/context.js';
 import { discardLocked } from '../lifecycle/discard.js';
 import { observe, type Observation } from '../lifecycle/observe.js';
-import { tempImagePath } from '../lifecycle/publish.js';
 import { startLocked } from '../lifecycle/start.js';
 import { treeStatus } from '../lifecycle/status.js';
 import { stopLocked } from '../lifecycle/stop.js';
 import type { Tree } from '../lifecycle/tree.js';
+import type { RegistryClient } from './client.js';
 import {
   currentGeneration,
-  imageFileName,
   writeManifest,
   type Generation,
-  type ImageRecord,
   type Manifest,
 } from '../store/manifest.js';
-import { collectGarbage, ensureStore, imagePath } from '../store/store.js';
-import type { RegistryClient } from './client.js';
-import { makeClient, signatureTag, warnPlainHttp, type RegistryOptions } from './publish.js';
+import { collectGarbage, ensureStore } from '../store/store.js';
+import { removeDownloads, type ImageOutcome } from './acquire.js';
+import { imageNumber, placeImages, type PulledImage } from './pull-images.js';
+import { Chain } from './chain.js';
 import { formatReference, parseReference, type Reference } from './reference.js';
-import { loadPublicKey, verifyDigest } from './sign.js';
+import { makeClient, warnPlainHttp, type RegistryOptions } from './registry-options.js';
+import { loadPublicKey } from './sign.js';
+import { checkSignature } from './signatures.js';
+import { fetchGeneration } from './stack-manifest.js';
 import { cleanupOciTemps, readOciState, writeOciState } from './state.js';
-import {
-  ANN_BLOCK_SIZE,
-  ANN_COMPRESSION,
-  ANN_CREATED,
-  ANN_GENERATION,
-  ANN_TITLE,
-  ARTIFACT_SIGNATURE,
-  ARTIFACT_STACK,
-  MEDIA_CONFIG,
-  MEDIA_LAYER,
-  MEDIA_SIGNATURE,
-  imageManifestSchema,
-  layerAnnotationsSchema,
-  signaturePayloadSchema,
-  stackConfigSchema,
-  type Descriptor,
-  type ImageManifest,
-  type SignaturePayload,
-  type StackConfig,
-} from './types.js';
 
 export interface PullOptions extends RegistryOptions {
   /** Ed25519 public key (PEM): refuse manifests it did not sign. */
@@ -75,12 +55,11 @@ export interface PullOptions extends RegistryOptions {
   restart?: boolean;
   /** Drop pending local changes instead of refusing. */
   discard?: boolean;
+  /** Download every missing image whole, never rebuild one from its recipe. */
+  noRebuild?: boolean;
 }
 
-export interface PulledImage {
-  file: string;
-  bytes: number;
-}
+export type { PulledImage } from './pull-images.js';
 
 export interface PullResult {
   tree: string;
@@ -93,10 +72,15 @@ export interface PullResult {
   previousGeneration: number | null;
   /** Nothing to do: this digest is applied already. */
   upToDate: boolean;
+  /** Each image of the generation, base first: reused, rebuilt or downloaded, with bytes and why. */
+  images: ImageOutcome[];
+  /** Images downloaded whole. */
   downloaded: PulledImage[];
+  /** Images rebuilt from their recipe (their inputs were here or fetched). */
+  rebuilt: PulledImage[];
   /** Images the store had already (by sha256). */
   reused: string[];
-  /** Bytes of image blobs received. */
+  /** Bytes of blobs received: downloaded images, and the inputs fetched to rebuild others. */
   bytesDownloaded: number;
   /** All response body bytes received (manifests, config, signature, images). */
   transferBytes: number;
@@ -112,125 +96,6 @@ export interface PullResult {
 }
 
 const ACTIONS = ['init', 'adopt', 'commit', 'compact'] as const;
-
-interface RemoteImage {
-  digest: string;
-  sha256: string;
-  size: number;
-  file: string;
-  kind: 'base' | 'layer';
-  compression: Compressor | 'unknown';
-  blockSize: number;
-  created: string;
-}
-
-function badManifest(where: string, why: string): SquashtreeError {
-  return new SquashtreeError('E_OCI_MANIFEST', `${where} is not a squashtree generation: ${why}`, {
-    hint: 'pull a reference that squashtree publish wrote (REPOSITORY, REPOSITORY:latest or REPOSITORY:gen-N)',
-  });
-}
-
-export function parseStackManifest(bytes: Buffer, where: string): ImageManifest {
-  let data: unknown;
-  try {
-    data = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw badManifest(where, 'the manifest is not JSON');
-  }
-  const parsed = imageManifestSchema.safeParse(data);
-  if (!parsed.success) throw badManifest(where, 'not an OCI image manifest');
-  const m = parsed.data;
-  if (m.artifactType !== ARTIFACT_STACK || m.config.mediaType !== MEDIA_CONFIG)
-    throw badManifest(where, `artifactType ${m.artifactType ?? '(none)'}`);
-  if (m.layers.length === 0) throw badManifest(where, 'no images');
-  return m;
-}
-
-function remoteImages(m: ImageManifest, where: string): RemoteImage[] {
-  const names = new Set<string>();
-  return m.layers.map((l: Descriptor) => {
-    if (l.mediaType !== MEDIA_LAYER) throw badManifest(where, `a layer of type ${l.mediaType}`);
-    const ann = layerAnnotationsSchema.safeParse(l.annotations ?? {});
-    if (!ann.success) throw badManifest(where, `layer ${l.digest} lacks a valid image file name`);
-    const file = ann.data[ANN_TITLE];
-    if (names.has(file)) throw badManifest(where, `image ${file} is listed twice`);
-    names.add(file);
-    const comp = ann.data[ANN_COMPRESSION];
-    return {
-      digest: l.digest,
-      sha256: l.digest.slice('sha256:'.length),
-      size: l.size,
-      file,
-      kind: file.endsWith('-base.sqfs') ? 'base' : 'layer',
-      compression: (COMPRESSORS as readonly string[]).includes(comp)
-        ? (comp as Compressor)
-        : 'unknown',
-      blockSize: Number(ann.data[ANN_BLOCK_SIZE] ?? 0),
-      created: ann.data[ANN_CREATED] ?? new Date().toISOString(),
-    };
-  });
-}
-
-function fileNumber(file: string): number {
-  return Number(/^g(\d+)-/.exec(file)?.[1] ?? 0);
-}
-
-/** Signature payloads that refer to `digest`: through referrers, else the sha256-<hex>.sig tag. */
-async function findSignatures(client: RegistryClient, digest: string): Promise<SignaturePayload[]> {
-  const descs: { digest: string }[] = [];
-  const idx = await client.referrers(digest, ARTIFACT_SIGNATURE);
-  if (idx) descs.push(...idx.manifests.filter((d) => d.artifactType === ARTIFACT_SIGNATURE));
-  if (descs.length === 0) {
-    const head = await client.headManifest(signatureTag(digest));
-    if (head) descs.push(head);
-  }
-  const out: SignaturePayload[] = [];
-  for (const d of descs.slice(0, 16)) {
-    const fetched = await client.getManifest(d.digest);
-    let parsed;
-    try {
-      parsed = imageManifestSchema.safeParse(JSON.parse(fetched.bytes.toString('utf8')));
-    } catch {
-      continue;
-    }
-    if (!parsed.success) continue;
-    const sig = parsed.data;
-    if (sig.artifactType !== ARTIFACT_SIGNATURE || sig.subject?.digest !== digest) continue;
-    const layer = sig.layers.find((l) => l.mediaType === MEDIA_SIGNATURE);
-    if (!layer) continue;
-    const bytes = await client.getBlobBytes(layer.digest, layer.size, 64 << 10);
-    try {
-      const p = signaturePayloadSchema.safeParse(JSON.parse(bytes.toString('utf8')));
-      if (p.success) out.push(p.data);
-    } catch {
-      // not a signature payload: ignore it like any unrelated referrer
-    }
-  }
-  return out;
-}
-
-async function checkSignature(
-  client: RegistryClient,
-  digest: string,
-  key: KeyObject,
-  keyPath: string,
-  where: string,
-): Promise<string> {
-  const payloads = await findSignatures(client, digest);
-  if (payloads.length === 0) {
-    throw new SquashtreeError('E_OCI_SIGNATURE', `${where} (${digest}) is not signed`, {
-      hint: 'nothing was applied; the builder signs with: squashtree publish NAME REF --sign-key FILE',
-    });
-  }
-  for (const p of payloads) if (verifyDigest(key, digest, p)) return p.key;
-  throw new SquashtreeError(
-    'E_OCI_SIGNATURE',
-    `${where} (${digest}) is not signed by the key ${keyPath} (signed by ${[...new Set(payloads.map((p) => p.key))].join(', ')})`,
-    {
-      hint: "nothing was applied; check that --verify-key is the public half of the builder's --sign-key",
-    },
-  );
-}
 
 export async function pullTree(
   tree: Tree,
@@ -250,6 +115,21 @@ async function pullLocked(
   opts: PullOptions,
   verify: { key: KeyObject; path: string } | undefined,
 ): Promise<PullResult> {
+  const client = await makeClient(ref, opts);
+  try {
+    return await pullWith(ctx, client, ref, opts, verify);
+  } finally {
+    client.close();
+  }
+}
+
+async function pullWith(
+  ctx: TreeContext,
+  client: RegistryClient,
+  ref: Reference,
+  opts: PullOptions,
+  verify: { key: KeyObject; path: string } | undefined,
+): Promise<PullResult> {
   const t0 = performance.now();
   const { tree, reporter } = ctx;
   const store = tree.store;
@@ -258,7 +138,6 @@ async function pullLocked(
   const obs = await observe(ctx);
   const m = obs.manifest;
   const state = await readOciState(store);
-  const client = await makeClient(ref, opts);
   warnPlainHttp(ctx, ref, opts);
   const target = ref.digest ?? ref.tag ?? 'latest';
   const where = formatReference(ref, target);
@@ -279,48 +158,49 @@ async function pullLocked(
     ref: where,
     digest,
     previousGeneration: m?.current ?? null,
+    images: [] as ImageOutcome[],
     downloaded: [] as PulledImage[],
+    rebuilt: [] as PulledImage[],
     reused: [] as string[],
     bytesDownloaded: 0,
     mounted: obs.state === 'mounted',
     switched: false,
     discarded: null,
   };
+  const upToDate = async (
+    generation: number,
+    have: Manifest,
+    signedBy: string | null,
+    timestamp: string | null,
+  ): Promise<PullResult> => ({
+    ...base,
+    images: currentGeneration(have).images.map((f) => ({
+      file: f,
+      digest: `sha256:${have.images[f]?.sha256 ?? ''}`,
+      bytes: have.images[f]?.bytes ?? 0,
+      how: 'reused' as const,
+      transferred: 0,
+    })),
+    switched: await restartIfBehind(ctx, obs, have, opts),
+    generation,
+    localGeneration: have.current,
+    upToDate: true,
+    transferBytes: client.stats.received,
+    imageBytes: sumBytes(have, currentGeneration(have).images),
+    signedBy,
+    timestamp,
+    durationMs: performance.now() - t0,
+  });
   if (state?.digest === digest && m && m.current === state.localGeneration) {
-    return {
-      ...base,
-      switched: await restartIfBehind(ctx, obs, m, opts),
-      generation: state.generation,
-      localGeneration: m.current,
-      upToDate: true,
-      transferBytes: client.stats.received,
-      imageBytes: sumBytes(m, currentGeneration(m).images),
-      signedBy: null,
-      timestamp: null,
-      durationMs: performance.now() - t0,
-    };
+    return upToDate(state.generation, m, null, null);
   }
 
   reporter.step(`fetching manifest ${digest}`);
-  const fetched = await client.getManifest(digest);
-  const manifest = parseStackManifest(fetched.bytes, where);
+  const head = await fetchGeneration(client, digest, where);
   const signedBy = verify
     ? await checkSignature(client, digest, verify.key, verify.path, where)
     : null;
-  const configBytes = await client.getBlobBytes(manifest.config.digest, manifest.config.size);
-  let config: StackConfig;
-  try {
-    config = stackConfigSchema.parse(JSON.parse(configBytes.toString('utf8')));
-  } catch {
-    throw badManifest(where, 'its config is not a squashtree config');
-  }
-  const annotated = manifest.annotations?.[ANN_GENERATION];
-  if (annotated !== undefined && Number(annotated) !== config.generation)
-    throw badManifest(
-      where,
-      `its annotation says generation ${annotated}, its config ${config.generation}`,
-    );
-  const remote = remoteImages(manifest, where);
+  const { config, images: remote } = head;
   const n = config.generation;
 
   // No rollback attacks: compare with what we last pulled, or with a generation made here.
@@ -363,72 +243,31 @@ async function pullLocked(
       .join(',') === remote.map((r) => r.sha256).join(',');
   if (same && !discardNeeded) {
     await writeOciState(store, stateRecord(where, digest, n, m.current));
-    return {
-      ...base,
-      switched: await restartIfBehind(ctx, obs, m, opts),
-      generation: n,
-      localGeneration: m.current,
-      upToDate: true,
-      transferBytes: client.stats.received,
-      imageBytes: sumBytes(m, currentGeneration(m).images),
-      signedBy,
-      timestamp: config.timestamp,
-      durationMs: performance.now() - t0,
-    };
+    return upToDate(n, m, signedBy, config.timestamp);
   }
 
   if (!m) await fsp.mkdir(tree.dir, { recursive: true, mode: 0o755 });
   let last = m?.lastGeneration ?? 0;
   const localGeneration = n > last ? n : last + 1;
-  last = Math.max(last, localGeneration, ...remote.map((r) => fileNumber(r.file)));
-  const bySha = new Map<string, string>();
-  for (const [file, rec] of Object.entries(m?.images ?? {})) bySha.set(rec.sha256, file);
-  const records: Record<string, ImageRecord> = {};
-  const names: string[] = [];
-  for (const r of remote) {
-    const have = bySha.get(r.sha256);
-    if (have !== undefined && (await exists(imagePath(store, have)))) {
-      names.push(have);
-      base.reused.push(have);
-      continue;
-    }
-    let name = r.file;
-    if (
-      (m?.images[name] !== undefined && m.images[name]?.sha256 !== r.sha256) ||
-      names.includes(name)
-    )
-      name = imageFileName(++last, r.kind);
-    const path = imagePath(store, name);
-    if (await matches(path, r)) {
-      // Published by a pull that died before its manifest: already verified.
-      base.reused.push(name);
-    } else {
-      reporter.step(`downloading ${r.file} (${r.size} bytes)`);
-      const tmp = tempImagePath(store);
-      try {
-        await client.downloadBlob(r.digest, r.size, tmp, (got) => {
-          reporter.progress(r.file, r.size > 0 ? got / r.size : 1);
-        });
-        await checkMetadata(tmp);
-        await publishFile(tmp, path);
-      } catch (e) {
-        await fsp.rm(tmp, { force: true });
-        throw e;
-      }
-      base.downloaded.push({ file: name, bytes: r.size });
-    }
-    names.push(name);
-    bySha.set(r.sha256, name);
-    records[name] = {
-      file: name,
-      kind: r.kind,
-      bytes: r.size,
-      sha256: r.sha256,
-      compression: r.compression,
-      blockSize: r.blockSize,
-      created: r.created,
-    };
-  }
+  last = Math.max(last, localGeneration, ...remote.map((r) => imageNumber(r.file)));
+  const placed = await placeImages({
+    client,
+    store,
+    m,
+    remote,
+    chain: new Chain(client, head, where),
+    reporter,
+    rebuild: opts.noRebuild !== true,
+    last,
+  });
+  last = placed.last;
+  const { names, records } = placed;
+  Object.assign(base, {
+    images: placed.images,
+    downloaded: placed.downloaded,
+    rebuilt: placed.rebuilt,
+    reused: placed.reused,
+  });
   base.bytesDownloaded = client.stats.blobReceived;
 
   const gen: Generation = {
@@ -461,6 +300,7 @@ async function pullLocked(
       };
   await writeManifest(store, next);
   await writeOciState(store, stateRecord(where, digest, n, localGeneration));
+  await removeDownloads(store);
   reporter.step(
     `generation ${n} is current${obs.state === 'mounted' ? ' (the tree shows it after a restart)' : ''}`,
   );
@@ -540,26 +380,4 @@ function stateRecord(ref: string, digest: string, generation: number, localGener
 
 function sumBytes(m: Manifest, files: readonly string[]): number {
   return files.reduce((s, f) => s + (m.images[f]?.bytes ?? 0), 0);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path);
-    return true;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
-  }
-}
-
-/** An image file already in place with the wanted size and sha256. */
-async function matches(path: string, r: RemoteImage): Promise<boolean> {
-  try {
-    const st = await fsp.lstat(path);
-    if (!st.isFile() || st.size !== r.size) return false;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
-  }
-  return (await sha256File(path)) === r.sha256;
 }

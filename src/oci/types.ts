@@ -60,6 +60,20 @@ export const indexSchema = z.object({
 });
 export type ImageIndex = z.infer<typeof indexSchema>;
 
+/**
+ * How an image of the stack can be made from other blobs (src/squashfs/recipe.ts):
+ * the merge rule, the input blobs (bottom first), the settings and the
+ * builder's environment. Checked entry by entry, so one a follower does not
+ * understand only costs that image's download.
+ */
+export const ociRecipeSchema = z.object({
+  method: z.string(),
+  inputs: z.array(z.object({ digest, size: z.number().int().nonnegative() })).min(1),
+  settings: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])),
+  environment: z.record(z.string(), z.string()),
+});
+export type OciRecipe = z.infer<typeof ociRecipeSchema>;
+
 /** The config blob of a generation. */
 export const stackConfigSchema = z.object({
   format: z.literal('squashtree-oci-config/1'),
@@ -76,6 +90,8 @@ export const stackConfigSchema = z.object({
   bytes: z.number().int().nonnegative().nullable(),
   /** metadata/timestamp.chk of a portage repository, when the builder could read it. */
   timestamp: z.string().nullable(),
+  /** Recipes of the stack's images that have one, by image digest (absent in older configs). */
+  recipes: z.record(z.string(), z.unknown()).optional(),
 });
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 

@@ -8,13 +8,15 @@
  *   xz:   xz-decompress (xz-embedded compiled to WebAssembly, shipped inline)
  *   lz4:  lz4js (pure JavaScript raw-block decoder)
  *   zstd: zstddec (the reference decoder compiled to WebAssembly, shipped inline)
- *   lzo, lzma: no usable pure-JavaScript/wasm decoder; SquashfsUnsupportedError
+ *   lzo:  lzo.ts (our own LZO1X decoder, in TypeScript)
+ *   lzma: legacy LZMA1, which Linux cannot read either; SquashfsUnsupportedError
  */
 import { inflateSync } from 'node:zlib';
 import lz4 from 'lz4js';
 import xzModule from 'xz-decompress';
 import { ZSTDDecoder } from 'zstddec';
 import { SquashfsUnsupportedError } from './errors.js';
+import { lzo1xDecompress } from './lzo.js';
 
 export type CompressorName = 'gzip' | 'lzo' | 'lzma' | 'xz' | 'lz4' | 'zstd';
 
@@ -149,6 +151,18 @@ class XzDecompressor implements Decompressor {
   }
 }
 
+class LzoDecompressor implements Decompressor {
+  readonly name = 'lzo';
+
+  decompress(src: Buffer, limit: number): Promise<Buffer> {
+    try {
+      return Promise.resolve(lzo1xDecompress(src, limit));
+    } catch (e) {
+      return Promise.reject(toError(e));
+    }
+  }
+}
+
 class UnsupportedDecompressor implements Decompressor {
   constructor(
     readonly name: CompressorName,
@@ -173,10 +187,7 @@ export function makeDecompressor(name: CompressorName): Decompressor {
     case 'zstd':
       return new ZstdDecompressor();
     case 'lzo':
-      return new UnsupportedDecompressor(
-        'lzo',
-        'no pure JavaScript or WebAssembly LZO decoder is available; use unsquashfs',
-      );
+      return new LzoDecompressor();
     case 'lzma':
       return new UnsupportedDecompressor(
         'lzma',

@@ -10,18 +10,37 @@ import { z } from 'zod';
 import { COMPRESSORS } from '../config/schema.js';
 import { SquashtreeError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
+import { MERGE_METHOD, mergeEnvironment, type MergeSettings } from '../squashfs/recipe.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const IMAGE_NAME = /^g\d{6,}-(base|layer)\.sqfs$/;
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * How a base made by compaction can be made again (src/squashfs/recipe.ts):
+ * the merge rule and its version, the input images by content (bottom
+ * first), the settings that change the output and the environment it ran
+ * in. A follower holding the inputs rebuilds the base instead of
+ * downloading it. Bases packed by mksquashfs have none.
+ */
+const recipeSchema = z.object({
+  method: z.string(),
+  inputs: z.array(z.object({ sha256, bytes: z.number().int().nonnegative() })).min(1),
+  settings: z.record(z.string(), z.union([z.boolean(), z.number(), z.string()])),
+  environment: z.record(z.string(), z.string()),
+});
 
 const imageSchema = z.object({
   file: z.string().regex(IMAGE_NAME),
   kind: z.enum(['base', 'layer']),
   bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sha256,
   compression: z.enum(COMPRESSORS).or(z.literal('unknown')),
   blockSize: z.number().int().nonnegative(),
   created: z.string(),
+  /** Optional: manifests written before recipes existed have none. */
+  recipe: recipeSchema.optional(),
 });
 
 const generationSchema = z.object({
@@ -47,6 +66,7 @@ export const manifestSchema = z.object({
 });
 
 export type ImageRecord = z.infer<typeof imageSchema>;
+export type Recipe = z.infer<typeof recipeSchema>;
 export type Generation = z.infer<typeof generationSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -115,4 +135,14 @@ export function currentGeneration(m: Manifest): Generation {
 
 export function imageFileName(gen: number, kind: 'base' | 'layer'): string {
   return `g${String(gen).padStart(6, '0')}-${kind}.sqfs`;
+}
+
+/** The recipe of a base the native writer merged from `inputs` (bottom first) with `settings`. */
+export function mergeRecipe(inputs: readonly ImageRecord[], settings: MergeSettings): Recipe {
+  return {
+    method: MERGE_METHOD,
+    inputs: inputs.map((r) => ({ sha256: r.sha256, bytes: r.bytes })),
+    settings: { ...settings },
+    environment: mergeEnvironment(),
+  };
 }

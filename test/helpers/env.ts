@@ -45,7 +45,8 @@ export function unmountAllBelow(dir: string): void {
   }
   const loops = execFileSync('losetup', ['-a'], { encoding: 'utf8' });
   for (const line of loops.split('\n')) {
-    const m = /^(\/dev\/loop\d+): .*\((.*)\)/.exec(line);
+    // Lazy up to the first "(": a deleted backing file reads "(PATH (deleted))".
+    const m = /^(\/dev\/loop\d+): .*?\((.*)\)$/.exec(line);
     if (m && (m[2] ?? '').startsWith(dir)) {
       try {
         execFileSync('losetup', ['-d', m[1] ?? ''], { stdio: 'ignore' });

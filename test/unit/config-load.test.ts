@@ -71,6 +71,8 @@ describe('parseConfig: valid configs', () => {
       pullFrom: undefined,
       verifyKey: undefined,
       plainHttp: false,
+      publishTo: undefined,
+      signKey: undefined,
       engine: 'auto',
     });
   });

@@ -276,6 +276,7 @@ const VARIANTS: { name: string; args: string[] }[] = [
   { name: 'xz', args: ['-comp', 'xz'] },
   { name: 'lz4-raw-inodes', args: ['-comp', 'lz4', '-noI', '-noX'] },
   { name: 'zstd', args: ['-comp', 'zstd'] },
+  { name: 'lzo', args: ['-comp', 'lzo'] },
   { name: 'gzip-raw-nofrag', args: ['-noI', '-noX', '-no-fragments', '-no-exports'] },
 ];
 

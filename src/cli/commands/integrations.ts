@@ -13,6 +13,7 @@ import {
 } from '../../integrations/install.js';
 import type { RunResult } from '../../lifecycle/run-command.js';
 import { Tree } from '../../lifecycle/tree.js';
+import { publishAfterCommit, renderAutoPublish, type AutoPublish } from '../publish-after.js';
 import { makeReporter } from '../reporter.js';
 import { renderCommit } from './lifecycle.js';
 import { defineCommand } from '../spec.js';
@@ -107,7 +108,7 @@ export const uninstallCommand = defineCommand<UninstallResult>({
     ].join('\n'),
 });
 
-export const runCommand = defineCommand<RunResult>({
+export const runCommand = defineCommand<RunResult & { publish?: AutoPublish }>({
   name: 'run',
   summary:
     "run NAME -- COMMAND...: run a command (emerge --sync) holding the tree's lock; commit when it succeeds",
@@ -122,7 +123,10 @@ export const runCommand = defineCommand<RunResult>({
     const [tree] = await ctx.trees([name]);
     if (!tree) throw new SquashtreeError('E_NO_TREE', `no tree named ${name}`);
     const r = await tree.run(command);
-    return { data: r, ok: r.exitCode === 0, exitCode: r.exitCode };
+    const publish = await publishAfterCommit(tree, r.commit?.committed === true);
+    // The command's status; a failed publish after it (the commit stands) is exit 1.
+    const exitCode = r.exitCode !== 0 ? r.exitCode : publish?.ok === false ? 1 : 0;
+    return { data: publish ? { ...r, publish } : r, ok: exitCode === 0, exitCode };
   },
   render: (r) =>
     [
@@ -132,12 +136,13 @@ export const runCommand = defineCommand<RunResult>({
           ? renderCommit(r.commit)
           : ''
         : `${r.tree}: ${r.command.join(' ')} exited with status ${r.exitCode}; nothing committed`,
+      renderAutoPublish(r.tree, r.publish),
     ]
       .filter(Boolean)
       .join('\n'),
 });
 
-export const hookCommand = defineCommand<HookResult>({
+export const hookCommand = defineCommand<HookResult & { publish?: AutoPublish }>({
   name: 'hook',
   summary: 'entry point of generated hooks: hook portage NAME SYNC-URI LOCATION',
   args: '<kind> [args...]',
@@ -148,14 +153,18 @@ export const hookCommand = defineCommand<HookResult>({
       throw new SquashtreeError('E_USAGE', 'usage: squashtree hook portage NAME SYNC-URI LOCATION');
     }
     const config = await ctx.loadConfig();
-    const r = await portageHook(
-      repository,
-      location,
-      config.trees,
-      (t) =>
-        new Tree(t, ctx.stateDir, makeReporter({ quiet: true, tree: t.name }), ctx.waitSeconds),
-    );
-    return { data: r, ok: true };
+    let opened: Tree | undefined;
+    const r = await portageHook(repository, location, config.trees, (t) => {
+      opened = new Tree(
+        t,
+        ctx.stateDir,
+        makeReporter({ quiet: true, tree: t.name }),
+        ctx.waitSeconds,
+      );
+      return opened;
+    });
+    const publish = opened ? await publishAfterCommit(opened, r.action === 'committed') : undefined;
+    return { data: publish ? { ...r, publish } : r, ok: publish?.ok !== false };
   },
   render: (r) => {
     switch (r.action) {
@@ -166,7 +175,12 @@ export const hookCommand = defineCommand<HookResult>({
       case 'not-mounted':
         return `squashtree: warning: tree ${r.tree ?? ''} is not mounted, so this sync wrote into the plain directory ${r.location}; run squashtree start ${r.tree ?? ''}`;
       default:
-        return r.commit ? `squashtree: ${renderCommit(r.commit)}` : '';
+        return [
+          r.commit ? `squashtree: ${renderCommit(r.commit)}` : '',
+          r.tree ? renderAutoPublish(`squashtree: ${r.tree}`, r.publish) : '',
+        ]
+          .filter(Boolean)
+          .join('\n');
     }
   },
 });

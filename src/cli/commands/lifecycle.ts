@@ -12,6 +12,7 @@ import type { VerifyResult } from '../../lifecycle/verify.js';
 import { displayPath } from '../../fs/paths.js';
 import { bytes, count, seconds } from '../format.js';
 import { perTree, renderPerTree, type PerTreeData } from '../per-tree.js';
+import { publishAfterCommit, renderAutoPublish, type AutoPublish } from '../publish-after.js';
 import { defineCommand } from '../spec.js';
 
 const TREES = '[trees...]';
@@ -66,7 +67,7 @@ export const startCommand = defineCommand<PerTreeData<StartResult>>({
   render: (d) => renderPerTree(d, renderStart),
 });
 
-export const stopCommand = defineCommand<PerTreeData<StopResult>>({
+export const stopCommand = defineCommand<PerTreeData<Published<StopResult>>>({
   name: 'stop',
   summary: 'apply on-stop (commit by default), then unmount overlay, images and upper',
   args: TREES,
@@ -87,18 +88,25 @@ export const stopCommand = defineCommand<PerTreeData<StopResult>>({
         `--on-stop takes commit, discard or keep, not ${onStop}`,
       );
     }
-    return perTree(ctx, names, (t) =>
-      t.stop({
+    return perTree(ctx, names, async (t) => {
+      const r = await t.stop({
         lazy: Boolean(o.lazy),
         noCompact: o.compact === false,
         ...(onStop ? { onStop: onStop as 'commit' } : {}),
-      }),
-    );
+      });
+      const publish = await publishAfterCommit(t, r.commit?.committed === true);
+      return publish ? { ...r, publish } : r;
+    }).then(publishedOk);
   },
-  render: (d) => renderPerTree(d, renderStop),
+  render: (d) =>
+    renderPerTree(d, (r) =>
+      [renderStop(r), renderAutoPublish(r.tree, r.publish)].filter(Boolean).join('\n'),
+    ),
 });
 
-export const restartCommand = defineCommand<PerTreeData<{ stop: StopResult; start: StartResult }>>({
+export const restartCommand = defineCommand<
+  PerTreeData<Published<{ stop: StopResult; start: StartResult }>>
+>({
   name: 'restart',
   summary: 'stop (with on-stop) and start again',
   args: TREES,
@@ -106,17 +114,51 @@ export const restartCommand = defineCommand<PerTreeData<{ stop: StopResult; star
   options: [
     { flags: '--lazy', description: 'if the tree is busy, commit and then detach it lazily' },
   ],
-  run: (ctx, names, o) => perTree(ctx, names, (t) => t.restart({ lazy: Boolean(o.lazy) })),
-  render: (d) => renderPerTree(d, (r) => `${renderStop(r.stop)}\n${renderStart(r.start)}`),
+  run: async (ctx, names, o) =>
+    publishedOk(
+      await perTree(ctx, names, async (t) => {
+        const r = await t.restart({ lazy: Boolean(o.lazy) });
+        const publish = await publishAfterCommit(t, r.stop.commit?.committed === true);
+        return publish ? { ...r, publish } : r;
+      }),
+    ),
+  render: (d) =>
+    renderPerTree(d, (r) =>
+      [renderStop(r.stop), renderStart(r.start), renderAutoPublish(r.stop.tree, r.publish)]
+        .filter(Boolean)
+        .join('\n'),
+    ),
 });
 
-export const commitCommand = defineCommand<PerTreeData<CommitResult>>({
+/** A result and, with publish-to, what publishing it after the commit did. */
+type Published<R> = R & { publish?: AutoPublish };
+
+/** The command fails (exit 1) when a publish after a commit failed; the commit stands. */
+function publishedOk<R>(out: { data: PerTreeData<Published<R>>; ok: boolean }) {
+  return {
+    data: out.data,
+    ok: out.ok && out.data.trees.every((t) => t.result?.publish?.ok !== false),
+  };
+}
+
+export const commitCommand = defineCommand<PerTreeData<Published<CommitResult>>>({
   name: 'commit',
-  summary: 'persist pending changes as a new layer now and stay mounted',
+  summary:
+    'persist pending changes as a new layer now and stay mounted (and publish, with publish-to)',
   args: TREES,
   root: true,
-  run: (ctx, names) => perTree(ctx, names, (t) => t.commit()),
-  render: (d) => renderPerTree(d, renderCommit),
+  run: async (ctx, names) =>
+    publishedOk(
+      await perTree(ctx, names, async (t) => {
+        const r = await t.commit();
+        const publish = await publishAfterCommit(t, r.committed);
+        return publish ? { ...r, publish } : r;
+      }),
+    ),
+  render: (d) =>
+    renderPerTree(d, (r) =>
+      [renderCommit(r), renderAutoPublish(r.tree, r.publish)].filter(Boolean).join('\n'),
+    ),
 });
 
 export const compactCommand = defineCommand<PerTreeData<CompactResult>>({

@@ -23,7 +23,7 @@ async function oneTree(ctx: CliContext, name: string | undefined) {
 function needRef(ref: string | undefined, cmd: string): string {
   if (!ref) {
     throw new SquashtreeError('E_USAGE', `${cmd} needs a registry reference`, {
-      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo${cmd === 'pull' ? ", or set pull-from in the tree's config" : ''}`,
+      hint: `squashtree ${cmd} gentoo registry.example.org/gentoo/repo, or set ${cmd === 'pull' ? 'pull-from' : 'publish-to'} in the tree's config`,
     });
   }
   return ref;
@@ -40,13 +40,34 @@ function chunkSize(v: unknown): number | undefined {
   return n;
 }
 
+function keepOption(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new SquashtreeError(
+      'E_USAGE',
+      `--keep takes a number of generations (1 or more), not ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
 export const publishCommand = defineCommand<PublishResult>({
   name: 'publish',
-  summary: "push a tree's current generation to an OCI registry (tags gen-N and latest)",
-  args: '<name> <ref>',
+  summary:
+    "push a tree's current generation (and its unpublished history) to an OCI registry (tags gen-N and latest)",
+  args: '<name> [ref]',
   root: true,
   options: [
-    { flags: '--sign-key <file>', description: 'sign the manifest with this Ed25519 private key' },
+    {
+      flags: '--sign-key <file>',
+      description:
+        "sign the manifests with this Ed25519 private key (default: the tree's sign-key)",
+    },
+    {
+      flags: '--keep <n>',
+      description:
+        "then delete from the registry the manifests of generations older than the N newest (except what a kept generation's recipe needs)",
+    },
     {
       flags: '--chunk-size <size>',
       description: 'upload blobs larger than this in chunks of this size (default 32M)',
@@ -55,24 +76,50 @@ export const publishCommand = defineCommand<PublishResult>({
   ],
   run: async (ctx, [name, ref], o) => {
     const tree = await oneTree(ctx, name);
+    const cfg = tree.ctx.tree;
     const size = chunkSize(o.chunkSize);
-    const result = await publishTree(tree, needRef(ref, 'publish'), {
-      plainHttp: Boolean(o.plainHttp),
+    const keep = keepOption(o.keep);
+    const signKey = typeof o.signKey === 'string' ? o.signKey : cfg.signKey;
+    const result = await publishTree(tree, needRef(ref ?? cfg.publishTo, 'publish'), {
+      plainHttp: Boolean(o.plainHttp) || cfg.plainHttp,
       ...(size !== undefined ? { chunkSize: size } : {}),
-      ...(typeof o.signKey === 'string' ? { signKey: o.signKey } : {}),
+      ...(signKey !== undefined ? { signKey } : {}),
+      ...(keep !== undefined ? { keep } : {}),
     });
-    return { data: result, ok: true };
+    return { data: result, ok: result.prune?.error == null };
   },
   render: (r) => {
     const up = r.blobs.filter((b) => b.uploaded);
     const lines = [
       `${r.tree}: published generation ${r.generation} to ${r.ref} as ${r.tags.join(', ')} (${r.digest})`,
-      `  ${count(up.length, 'image')} uploaded (${bytes(r.uploadedBytes)}), ${count(r.blobs.length - up.length, 'image')} already there (${bytes(r.skippedBytes)}), ${seconds(r.durationMs)}`,
     ];
+    const earlier = r.pushed.filter((p) => p.generation !== r.generation && !p.existed);
+    if (earlier.length > 0)
+      lines.push(
+        `  first the unpublished history: ${earlier.map((p) => `gen-${p.generation}`).join(', ')}`,
+      );
+    lines.push(
+      `  ${count(up.length, 'image')} of it uploaded, ${count(r.blobs.length - up.length, 'image')} already there (${bytes(r.skippedBytes)}); ${bytes(r.uploadedBytes)} uploaded in all, ${seconds(r.durationMs)}`,
+    );
+    const recipes = r.pushed.find((p) => p.generation === r.generation)?.recipes ?? 0;
+    if (recipes > 0)
+      lines.push(
+        `  followers that hold its inputs rebuild ${count(recipes, 'image')} instead of downloading`,
+      );
     if (r.signature)
       lines.push(
         `  signed by ${r.signature.key}${r.signature.tag ? ` (tag ${r.signature.tag}: the registry has no referrers API)` : ''}`,
       );
+    if (r.prune) {
+      const p = r.prune;
+      lines.push(
+        `  kept ${count(p.kept.length, 'generation')}${p.keptForRecipes.length ? ` (${p.keptForRecipes.map((n) => `gen-${n}`).join(', ')} for recipes)` : ''}, deleted ${count(p.deleted.length, 'manifest')}${p.deleted.length ? ": run the registry's garbage collection to free their blobs" : ''}`,
+      );
+      if (p.error)
+        lines.push(
+          `  error ${p.error.code}: pruning stopped: ${p.error.message}${p.error.hint ? `\n  hint: ${p.error.hint}` : ''}`,
+        );
+    }
     return lines.join('\n');
   },
 });
@@ -92,6 +139,10 @@ export const pullCommand = defineCommand<PullResult>({
     { flags: '--allow-downgrade', description: 'accept a generation older than the local one' },
     { flags: '--restart', description: 'switch a mounted tree to the new generation at once' },
     { flags: '--discard', description: 'drop pending local changes instead of refusing' },
+    {
+      flags: '--no-rebuild',
+      description: 'download missing images whole instead of rebuilding them from their recipe',
+    },
     PLAIN_HTTP,
   ],
   run: async (ctx, [name, ref], o) => {
@@ -107,6 +158,7 @@ export const pullCommand = defineCommand<PullResult>({
       allowDowngrade: Boolean(o.allowDowngrade),
       restart: Boolean(o.restart),
       discard: Boolean(o.discard),
+      noRebuild: o.rebuild === false,
       ...(key ? { verifyKey: key } : {}),
     });
     return { data: result, ok: true };
@@ -116,8 +168,14 @@ export const pullCommand = defineCommand<PullResult>({
       return `${r.tree}: up to date with ${r.ref} (generation ${r.generation}, ${r.digest})`;
     const lines = [
       `${r.tree}: generation ${r.generation} from ${r.ref} is current${r.localGeneration !== r.generation ? ` (local generation ${r.localGeneration})` : ''}`,
-      `  downloaded ${count(r.downloaded.length, 'image')} (${bytes(r.bytesDownloaded)}; ${bytes(r.transferBytes)} in all), reused ${r.reused.length}, ${seconds(r.durationMs)}`,
+      `  downloaded ${count(r.downloaded.length, 'image')}, rebuilt ${r.rebuilt.length}, reused ${r.reused.length}: ${bytes(r.bytesDownloaded)} of blobs, ${bytes(r.transferBytes)} in all, ${seconds(r.durationMs)}`,
     ];
+    for (const i of r.images) {
+      if (i.how === 'reused') continue;
+      lines.push(
+        `  ${i.how} ${i.file} (${bytes(i.bytes)}${i.how === 'rebuilt' ? `; ${bytes(i.transferred)} fetched for it` : ''})${i.reason ? `: ${i.reason}` : ''}`,
+      );
+    }
     if (r.signedBy) lines.push(`  signature verified: ${r.signedBy}`);
     if (r.discarded) lines.push(`  discarded ${count(r.discarded.files, 'pending change')}`);
     if (r.mounted && !r.switched)
