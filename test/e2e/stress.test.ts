@@ -32,8 +32,8 @@ import {
   loopsFor,
   runtimeOf,
   treeStatus,
-  withGeneration,
 } from '../helpers/reliability.js';
+import { withGeneration } from '../helpers/generation.js';
 import { Random } from '../../src/corpus/random.js';
 import { walkSync, type Entry } from '../../src/fs/walk.js';
 import { displayPath } from '../../src/fs/paths.js';
