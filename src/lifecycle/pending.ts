@@ -5,7 +5,7 @@
  * changes (chain.ts). Read-only: nothing is copied, locked or mounted; the
  * images are read natively.
  */
-import { errnoCode } from '../errors.js';
+import { SquashtreeError } from '../errors.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { Manifest } from '../store/manifest.js';
 import { resolveChain } from './chain.js';
@@ -45,8 +45,9 @@ export async function pendingOf(
   try {
     view = await StackView.openInStore(tree.store, chain.images);
   } catch (e) {
-    // An image the reader has no decoder for (lzo), or one a concurrent compaction just collected.
-    if (!(e instanceof SquashfsUnsupportedError) && errnoCode(e) !== 'ENOENT') throw e;
+    // An image the reader has no decoder for, or one a concurrent compaction just collected.
+    const gone = e instanceof SquashtreeError && e.code === 'E_IMAGE_MISSING';
+    if (!(e instanceof SquashfsUnsupportedError) && !gone) throw e;
     return { changes: null, files: quick.files, bytes: quick.bytes, any: true };
   }
   try {

@@ -13,8 +13,11 @@
 import type { EntryType } from '../fs/walk.js';
 import { joinRel, parentOf } from '../fs/paths.js';
 import { imagePath } from '../store/store.js';
+import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import {
+  SquashfsFormatError,
   SquashfsImage,
+  SquashfsUnsupportedError,
   isWhiteout,
   type DirEntry,
   type DirInode,
@@ -73,9 +76,35 @@ export class StackView {
     return new StackView(images);
   }
 
-  /** A store's images by file name, bottom first. */
-  static openInStore(store: string, files: readonly string[]): Promise<StackView> {
-    return StackView.open(files.map((f) => imagePath(store, f)));
+  /** A store's images by file name, bottom first; a missing or damaged one is named as such. */
+  static async openInStore(store: string, files: readonly string[]): Promise<StackView> {
+    try {
+      return await StackView.open(files.map((f) => imagePath(store, f)));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') {
+        throw new SquashtreeError(
+          'E_IMAGE_MISSING',
+          `an image of the stack is missing: ${errorMessage(e)}`,
+          {
+            path: store,
+            hint: 'squashtree verify names it; restore it, or roll back to a generation whose images are there (squashtree rollback)',
+            cause: e,
+          },
+        );
+      }
+      if (e instanceof SquashfsFormatError && !(e instanceof SquashfsUnsupportedError)) {
+        throw new SquashtreeError(
+          'E_IMAGE_CORRUPT',
+          `an image of the stack is damaged: ${e.message}`,
+          {
+            path: store,
+            hint: 'squashtree verify names it; roll back to a generation without it (squashtree rollback)',
+            cause: e,
+          },
+        );
+      }
+      throw e;
+    }
   }
 
   /**
