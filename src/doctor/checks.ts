@@ -195,6 +195,8 @@ export async function runDoctor(
     await tool('mksquashfs', ['-version'], 'squashfs-tools'),
     await tool('unsquashfs', ['-version'], 'squashfs-tools'),
     await tool('flock', ['--version'], 'util-linux'),
+    // A commit copies what changed out of the upper with it (xattrs, devices, sparse files).
+    await tool('tar', ['--version'], 'GNU tar (Debian: tar; Gentoo: app-arch/tar)'),
   );
   // Only the kernel engine attaches loop devices, and only root runs it.
   if (isRoot()) checks.push(await tool('losetup', ['--version'], 'util-linux'));

@@ -47,6 +47,7 @@ const PROVIDERS: Record<string, string> = {
   losetup: 'util-linux',
   flock: 'util-linux',
   cp: 'coreutils',
+  tar: 'GNU tar (Debian: apt-get install tar; Gentoo: emerge app-arch/tar)',
   squashfuse: 'squashfuse (Debian: apt-get install squashfuse; Gentoo: emerge sys-fs/squashfuse)',
   'fuse-overlayfs':
     'fuse-overlayfs (Debian: apt-get install fuse-overlayfs; Gentoo: emerge sys-fs/fuse-overlayfs)',
@@ -216,4 +217,93 @@ export function isInterrupted(e: unknown): boolean {
 
 export function runningChildren(): number {
   return running.size;
+}
+
+export interface PipedCommand {
+  cmd: string;
+  args: readonly string[];
+  cwd?: string;
+}
+
+/**
+ * `first | second`: first's stdout feeds second's stdin (tar -c | tar -x).
+ * Both are interruptible; a failure of either is reported with its own
+ * command line and stderr. A reader that fails (a full disk) makes the
+ * writer die of the broken pipe: then the reader's failure is the one told.
+ */
+export async function runPiped(
+  first: PipedCommand,
+  second: PipedCommand,
+  opts: { hint?: string } = {},
+): Promise<void> {
+  if (interruptedBy) {
+    throw new SquashtreeError(
+      'E_INTERRUPTED',
+      `interrupted by ${interruptedBy} before ${first.cmd} ran`,
+      {
+        command: `${commandLine(first.cmd, first.args)} | ${commandLine(second.cmd, second.args)}`,
+        hint: 'nothing was published and the current generation is intact; run the command again',
+      },
+    );
+  }
+  const b = spawn(second.cmd, second.args, { stdio: ['pipe', 'ignore', 'pipe'], cwd: second.cwd });
+  const a = spawn(first.cmd, first.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: first.cwd });
+  running.add(a);
+  running.add(b);
+  a.stdout?.pipe(b.stdin ?? process.stdout);
+  // The reader going away is reported through its exit status; the pipe's own error adds nothing.
+  b.stdin?.on('error', () => undefined);
+  const finished = (c: ChildProcess, p: PipedCommand): Promise<void> =>
+    new Promise<RunResult>((resolve, reject) => {
+      let stderr = '';
+      c.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        stderr = (stderr + d).slice(-MAX_KEPT);
+      });
+      c.on('error', reject);
+      c.on('close', (code, signal) => {
+        resolve({ code: code ?? -1, signal, stdout: '', stderr });
+      });
+    })
+      .catch((err: unknown) => {
+        running.delete(c);
+        if (errnoCode(err) === 'ENOENT') {
+          const pkg = PROVIDERS[p.cmd];
+          throw new SquashtreeError('E_COMMAND_MISSING', `${p.cmd}: command not found`, {
+            command: commandLine(p.cmd, p.args),
+            hint: pkg
+              ? `install ${pkg}`
+              : `install the program ${p.cmd} and make sure it is in PATH`,
+          });
+        }
+        throw err;
+      })
+      .then((r) => {
+        running.delete(c);
+        if (r.signal === null && r.code === 0) return;
+        const line = commandLine(p.cmd, p.args);
+        if (interruptedBy) {
+          throw new SquashtreeError(
+            'E_INTERRUPTED',
+            `interrupted by ${interruptedBy} while ${p.cmd} ran`,
+            {
+              command: line,
+              hint: 'nothing was published and the current generation is intact; run the command again',
+            },
+          );
+        }
+        const how = r.signal ? `was killed by ${r.signal}` : `exited with status ${r.code}`;
+        const last = lastLine(r.stderr);
+        throw new SquashtreeError('E_COMMAND', `${p.cmd} ${how}${last ? `: ${last}` : ''}`, {
+          command: line,
+          stderr: r.stderr.trim().slice(-4000),
+          hint: opts.hint,
+        });
+      });
+  const [ra, rb] = await Promise.allSettled([finished(a, first), finished(b, second)]);
+  const brokenPipe = (e: unknown): boolean =>
+    e instanceof SquashtreeError && /SIGPIPE|Broken pipe/.test(`${e.message}\n${e.stderr ?? ''}`);
+  if (rb.status === 'rejected' && (ra.status === 'fulfilled' || brokenPipe(ra.reason)))
+    throw rb.reason;
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
 }

@@ -50,7 +50,8 @@ function splitDev(rdev: number): { major: number; minor: number } {
   };
 }
 
-function metaDiff(e: Entry, st: Stat): string | undefined {
+/** How an image entry differs from the source entry it was made from (undefined: it does not). */
+export function metaDiff(e: Entry, st: Stat): string | undefined {
   const type = TYPE_OF[st.kind];
   if (e.type !== type) return `type ${e.type} != ${type}`;
   if (e.mode !== st.permissions)

@@ -1,33 +1,50 @@
 /**
  * commit: persist the pending changes as a new layer and stay mounted.
  *
- * The upper is copied to a private staging dir (never packed live), packed
- * into a layer image, verified against the copy, published, and only then
- * does the manifest name a new generation: the session's lower images plus
- * that layer. A later commit in the same session packs the whole upper
- * again and replaces that layer rather than stacking on it: files created
- * and deleted within a session leave no trace in the upper, so stacking
- * would bring them back.
+ * Commits stack within a session: a commit packs only what changed since
+ * the session's previous commit (plan.ts), and the new generation is the
+ * current one's images plus that layer, while the live overlay keeps the
+ * images it was mounted on and its upper. What is packed is copied to a
+ * private staging dir first (never packed live), packed, checked against
+ * the copy, and the new stack is checked to show exactly what the overlay
+ * shows (stack-check.ts) before the layer is published. The snapshot of the
+ * upper the new generation holds is written before the manifest that names
+ * it, so a kill at any step leaves the last generation intact and the next
+ * commit neither loses nor repeats a change (chain.ts).
+ *
+ * Where a session cannot stack (the current generation is not the one it
+ * made, or a stacked layer would not show the tree), the commit packs the
+ * whole upper onto the images it mounted, as commits always did; an
+ * interrupted session (no overlay to read the layer form off) is packed as
+ * its upper is.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { imageFileName, type Generation } from '../store/manifest.js';
-import { writeManifestOrUnpublish } from '../store/store.js';
-import { STAGE_PREFIX, collectGarbage } from '../store/store.js';
-import { packSettings, type TreeContext } from './context.js';
-import { captureUpper } from './capture.js';
-import { computeChanges, warmLowerView, type ChangeSummary } from './changes.js';
-import { fault } from './faults.js';
-import { observe, requireManifest } from './observe.js';
-import { packAndPublish } from './publish.js';
-import { writeSession } from './session.js';
-import { needsMountError, readonlyError } from './engine.js';
-import { mountedLower } from './lower.js';
-import { layerForm } from './whiteouts.js';
-import { teardownUnder } from './stack.js';
+import { SquashtreeError } from '../errors.js';
+import { interruptSignal } from '../exec/run.js';
+import { walk, type Entry } from '../fs/walk.js';
+import { imageFileName, type Generation, type Manifest } from '../store/manifest.js';
+import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
+import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
-import { pendingChanges, readSnapshot, scanUpper, snapshotOf, writeSnapshot } from './upper.js';
+import { captureUpper, scanWithTime, type Scan } from './capture.js';
+import { resolveChain, type Chain } from './chain.js';
+import { packSettings, type TreeContext } from './context.js';
+import { needsMountError, readonlyError, sessionEngine } from './engine.js';
+import { fault, mutation } from './faults.js';
+import { observe, requireManifest } from './observe.js';
+import { planLayer, type Plan } from './plan.js';
+import { packAndPublish } from './publish.js';
+import { writeSession, type Session } from './session.js';
+import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
+import { checkStack } from './stack-check.js';
+import { StackView } from './stack-view.js';
+import { teardownUnder } from './stack.js';
+import { pendingChanges, signature, snapshotOf } from './upper.js';
+import { makeWhiteouts } from './whiteouts.js';
+
+export type CommitMode = 'stacked' | 'full' | 'raw';
 
 export interface CommitResult {
   tree: string;
@@ -40,6 +57,33 @@ export interface CommitResult {
   pendingBytes: number;
   durationMs: number;
   layers: number;
+  /**
+   * stacked: what changed since the session's last commit, on the current
+   * generation; full: the whole upper on the images the session mounted;
+   * raw: the whole upper as it is (an interrupted session).
+   */
+  mode?: CommitMode;
+  /** Why the layer was not stacked. */
+  modeReason?: string;
+}
+
+/** The new stack does not show what the tree shows: nothing was published. */
+class StackMismatch extends SquashtreeError {
+  constructor(readonly first: string) {
+    super('E_VERIFY', `the new generation would not show what the tree shows (${first})`, {
+      hint: 'nothing was published; report this as a bug (the tree and its changes are intact)',
+    });
+  }
+}
+
+interface Attempt {
+  mode: CommitMode;
+  modeReason?: string;
+  chain: Chain;
+  session: Session;
+  scan: Scan;
+  manifest: Manifest;
+  t0: number;
 }
 
 export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
@@ -47,9 +91,9 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
   const t0 = performance.now();
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
-  const session = obs.session;
-  if (session?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
-  if (session?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
+  const current = obs.session;
+  if (current?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
+  if (current?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
   const nothing = (reason: string): CommitResult => ({
     tree: tree.name,
     committed: false,
@@ -61,48 +105,111 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     durationMs: performance.now() - t0,
     layers: m.generations.find((g) => g.generation === m.current)?.images.length ?? 0,
   });
-  if (!session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
+  if (!current || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
     return nothing('not mounted');
-  const entries = await scanUpper(layout.upperData, tree.exclude);
-  const snapshot =
-    session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
-  const pending = pendingChanges(entries, snapshot);
+  await removeUnnamedSnapshots(layout, m.lastGeneration);
+  const chain = await resolveChain(layout, current, m);
+  if (chain.recovered) {
+    reporter.step(`taking up generation ${m.current}, which an interrupted commit made`);
+    await writeSession(layout.sessionFile, chain.session);
+  }
+  const scan = await scanWithTime(layout.upperData, tree.exclude);
+  const pending = pendingChanges(scan.entries, chain.snapshot);
   if (!pending.any) return nothing('nothing to commit');
+  reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
+  const attempt: Attempt = {
+    mode: obs.state !== 'mounted' ? 'raw' : chain.unstackable ? 'full' : 'stacked',
+    chain,
+    session: chain.session,
+    scan,
+    manifest: m,
+    t0,
+  };
+  if (attempt.mode === 'full' && chain.unstackable) {
+    attempt.modeReason = chain.unstackable;
+    reporter.warn(`${chain.unstackable}: packing the whole session's changes`);
+  }
+  try {
+    return (await commitAs(ctx, attempt)) ?? nothing('nothing to commit');
+  } catch (e) {
+    if (!(e instanceof StackMismatch || e instanceof SquashfsUnsupportedError)) throw e;
+    if (attempt.mode === 'raw') throw e;
+    if (e instanceof SquashfsUnsupportedError && sessionEngine(attempt.session) === 'fuse')
+      throw unreadable(ctx, e);
+    const why =
+      e instanceof StackMismatch
+        ? `a layer of the changes since the last commit would not show the tree (${e.first})`
+        : `the native reader cannot read the images (${e.message})`;
+    reporter.warn(`${why}: packing the whole session's changes`);
+    const again: Attempt = {
+      ...attempt,
+      mode: e instanceof StackMismatch ? 'full' : 'raw',
+      modeReason: why,
+      scan: await scanWithTime(layout.upperData, tree.exclude),
+    };
+    return (await commitAs(ctx, again)) ?? nothing('nothing to commit');
+  }
+}
 
-  // The copy holds the whole upper (everything since the mount), not only what is new. cp keeps
-  // holes, so a sparse file takes what it allocates: a 16 GiB one with 4 KiB of data stays in RAM.
-  const upperBytes = entries.reduce(
-    (n, e) => n + (e.type === 'file' ? Math.min(e.size, e.allocated ?? e.size) : 0),
-    0,
+function unreadable(ctx: TreeContext, e: Error): SquashtreeError {
+  return new SquashtreeError(
+    'E_ENGINE',
+    `tree "${ctx.tree.name}" is mounted with the fuse engine on images the native reader cannot read (${e.message})`,
+    {
+      hint: 'stop it and start it as root with the kernel engine to commit, or compact it to another compressor',
+    },
   );
-  const staging = await openStaging(ctx, upperBytes);
+}
+
+/** One commit of the changes as `a.mode` says; undefined when the plan finds nothing to pack. */
+async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | undefined> {
+  const { tree, layout, reporter } = ctx;
+  const { mode, session, manifest: m } = a;
+  const stacked = mode === 'stacked';
+  const below = stacked ? a.chain.images : session.lower;
+  const snapshot = stacked ? a.chain.snapshot : null;
+  // tar keeps holes, so a sparse file takes what it allocates: a 16 GiB one with 4 KiB of data stays in RAM.
+  const held = (e: Entry): number =>
+    e.type === 'file' ? Math.min(e.size, e.allocated ?? e.size) : 0;
+  const estimate = (
+    stacked ? a.scan.entries.filter((e) => snapshot?.get(e.path) !== signature(e)) : a.scan.entries
+  ).reduce((n, e) => n + held(e), 0);
+  const view = mode === 'raw' ? undefined : await StackView.openInStore(tree.store, below);
+  const staging = await openStaging(ctx, estimate);
   const stage = staging.dir;
   try {
-    reporter.step(`capturing ${pending.files} changed entries (${pending.bytes} bytes)`);
-    const mounted = obs.state === 'mounted';
-    const lower = mounted ? await mountedLower(layout) : undefined;
-    const warming = lower !== undefined ? warmLowerView(entries, lower.view) : undefined;
-    const capture = await captureUpper(layout.upperData, stage, {
+    const capture = await captureUpper<Plan | null>(layout.upperData, stage, {
       exclude: tree.exclude,
-      scanned: entries,
-      ...(mounted ? { merged: tree.dir } : {}),
+      scanned: a.scan,
+      ...(mode !== 'raw' ? { merged: tree.dir } : {}),
+      keepOverlayXattrs: mode === 'raw',
+      select: async (entries) => {
+        if (!view) return { copy: entries, value: null };
+        const plan = await planLayer({
+          entries,
+          snapshot,
+          stack: view,
+          fuse: sessionEngine(session) === 'fuse',
+          merged: tree.dir,
+          exclude: tree.exclude,
+        });
+        // A whiteout forgotten on purpose (tests): the check of the new stack must catch it.
+        if (stacked && mutation('plan:drop-whiteout')) plan.whiteouts.splice(0, 1);
+        return { copy: plan.copy, listed: plan.dirs, value: plan };
+      },
     });
-    await warming;
     fault('commit:after-capture');
-    reporter.step('captured; computing what changed');
-    // One layer form for every engine (whiteouts.ts): the copy is normalized, then packed and
-    // verified. Opaque dirs become explicit whiteouts there, so what changed is read off the
-    // layer form with no opacity to work out, while mksquashfs packs (see packAndPublish).
-    const layerEntries =
-      lower !== undefined
-        ? await layerForm(stage, lower.view, tree.dir, tree.exclude, capture.mergedNlinks)
-        : capture.entries;
-    let changes: Promise<ChangeSummary> | undefined;
-    const summarize = async (): Promise<ChangeSummary | null> =>
-      lower !== undefined ? (changes ??= computeChanges(layerEntries, lower, undefined)) : null;
+    interruptSignal().throwIfAborted();
+    const plan = capture.selected;
+    if (plan && !plan.any) return undefined;
+    if (plan) await makeWhiteouts(stage, plan.whiteouts);
+    const skip = (rel: string): boolean =>
+      tree.exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
+    const layerEntries = await walk(stage, tree.exclude.length ? { skip } : {});
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
-    reporter.step(`packing layer ${file}`);
+    const images = [...below, file];
+    reporter.step(`packing layer ${file}${stacked ? '' : ` (${mode}: the whole upper)`}`);
     const published = await packAndPublish({
       source: stage,
       store: tree.store,
@@ -113,12 +220,11 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
       verifyMount: layout.verifyMount,
       verifyWith: 'reader',
       expected: layerEntries,
-      // Only a copy in the layer form has its opaque dirs as whiteouts; else their marks must stay.
-      dropOverlayXattrs: lower !== undefined,
       onProgress: (f) => {
         reporter.progress('packing', f);
       },
       afterPack: 'commit:after-pack',
+      whilePacking: 'commit:packing',
       onPhase: (p) => {
         if (p !== 'pack')
           reporter.step(
@@ -127,21 +233,37 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
               : 'publishing the layer',
           );
       },
+      ...(plan && view && capture.listings
+        ? {
+            beforePublish: async (tmp: string): Promise<void> => {
+              reporter.step('checking that the new stack shows what the tree shows');
+              await proveStack(view, tmp, plan, capture.listings ?? new Map(), tree.exclude);
+              fault('commit:after-verify');
+            },
+          }
+        : {}),
     });
     fault('commit:after-publish');
-    const summary = await summarize();
     reporter.step('published; recording the generation');
+    await writeGenerationSnapshot(layout, {
+      generation: number,
+      images,
+      top: published.record.sha256,
+      entries: snapshotOf(capture.entries),
+    });
+    fault('commit:after-snapshot');
+    const base = stacked
+      ? { files: a.chain.head?.files ?? null, bytes: a.chain.head?.bytes ?? null }
+      : { files: session.lowerFiles, bytes: session.lowerBytes };
     const gen: Generation = {
       generation: number,
       parent: m.current,
       action: 'commit',
       created: new Date().toISOString(),
-      durationMs: Math.round(performance.now() - t0),
-      images: [...session.lower, file],
-      files:
-        summary && session.lowerFiles !== null ? session.lowerFiles + summary.filesDelta : null,
-      bytes:
-        summary && session.lowerBytes !== null ? session.lowerBytes + summary.bytesDelta : null,
+      durationMs: Math.round(performance.now() - a.t0),
+      images,
+      files: plan && base.files !== null ? base.files + plan.filesDelta : null,
+      bytes: plan && base.bytes !== null ? base.bytes + plan.bytesDelta : null,
     };
     m.images[file] = published.record;
     m.generations.push(gen);
@@ -149,25 +271,49 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     m.lastGeneration = number;
     await writeManifestOrUnpublish(tree.store, m, file);
     fault('commit:after-manifest');
-    await writeSnapshot(layout.snapshotFile, snapshotOf(capture.entries));
     await writeSession(layout.sessionFile, { ...session, committedGeneration: number });
     fault('commit:after-session');
+    await removeSnapshots(layout, new Set([number]));
     reporter.step('recorded; collecting old generations');
     await collectGarbage(tree.store, m, tree.keep, new Set(session.lower), () => {
       fault('gc:after-manifest');
     });
+    const counted = plan
+      ? { files: plan.changes.length, bytes: plan.copyBytes }
+      : pendingChanges(capture.entries, null);
     return {
       tree: tree.name,
       committed: true,
       generation: number,
       layerBytes: published.record.bytes,
-      pendingFiles: pending.files,
-      pendingBytes: pending.bytes,
-      durationMs: performance.now() - t0,
+      pendingFiles: counted.files,
+      pendingBytes: counted.bytes,
+      durationMs: performance.now() - a.t0,
       layers: gen.images.length,
+      mode,
+      ...(a.modeReason ? { modeReason: a.modeReason } : {}),
     };
   } finally {
+    await view?.close();
     await staging.close();
+  }
+}
+
+/** The new layer on the images below it shows what the tree showed when the upper was copied. */
+async function proveStack(
+  below: StackView,
+  layer: string,
+  plan: Plan,
+  listings: ReadonlyMap<string, readonly string[]>,
+  exclude: readonly string[],
+): Promise<void> {
+  const view = await below.withTop(layer);
+  try {
+    const diffs = await checkStack(view, plan.checks, listings, exclude);
+    const first = diffs[0];
+    if (first) throw new StackMismatch(`${first.path}: ${first.what}`);
+  } finally {
+    await view.close();
   }
 }
 
@@ -182,18 +328,18 @@ async function memAvailable(): Promise<number> {
 }
 
 /**
- * Where the copy of the upper goes: a private tmpfs when it fits easily in
- * memory (creating files on tmpfs is ten times faster than on a disk), the
- * store otherwise.
+ * Where the copy goes: a private tmpfs when it fits easily in memory
+ * (creating files on tmpfs is ten times faster than on a disk), the store
+ * otherwise.
  */
-async function openStaging(ctx: TreeContext, upperBytes: number): Promise<Staging> {
+async function openStaging(ctx: TreeContext, bytes: number): Promise<Staging> {
   const { layout, tree } = ctx;
   await teardownUnder(layout.stage, tree.store);
   const avail = await memAvailable();
   // A user cannot mount a tmpfs: the copy then goes into the store.
-  if (upperBytes < avail / 4 && canMountTmpfs()) {
+  if (bytes < avail / 4 && canMountTmpfs()) {
     await fsp.mkdir(layout.stage, { recursive: true, mode: 0o700 });
-    const size = Math.min(Math.floor(avail / 2), Math.max(64 << 20, 2 * upperBytes + (64 << 20)));
+    const size = Math.min(Math.floor(avail / 2), Math.max(64 << 20, 2 * bytes + (64 << 20)));
     await mountTmpfs(layout.stage, String(size));
     return {
       dir: join(layout.stage, 'upper'),
@@ -207,6 +353,7 @@ async function openStaging(ctx: TreeContext, upperBytes: number): Promise<Stagin
     dir,
     close: async () => {
       await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.rm(`${dir}.list`, { force: true });
     },
   };
 }

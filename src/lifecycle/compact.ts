@@ -1,8 +1,11 @@
 /**
  * compact: pack the read-only stack of images into one new base, never
- * from the live writable tree. On a mounted tree it compacts the images
- * under the session's upper; the session then stands on the new base, which
- * holds the same content.
+ * from the live writable tree. On a mounted tree it compacts the current
+ * generation, the images the session mounted and the layers its commits
+ * stacked on them alike; the overlay stays on what it mounted, and the
+ * session's next commit stacks on the new base (its snapshot of the upper
+ * is carried over to the new generation, written before the manifest as a
+ * commit's is: chain.ts).
  *
  * Two methods: the native writer merges the image files and copies their
  * compressed blocks (about the cost of a copy), used whenever the images
@@ -22,7 +25,9 @@ import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
 import { mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
-import { mountStack, mountedLowerView } from './stack.js';
+import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
+import { resolveChain } from './chain.js';
+import { mountStack } from './stack.js';
 import { join } from 'node:path';
 
 export interface CompactResult {
@@ -49,14 +54,9 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   const cur = currentGeneration(m);
   const sizeOf = (files: readonly string[]): number =>
     files.reduce((n, f) => n + (m.images[f]?.bytes ?? 0), 0);
-  const mounted = obs.state === 'mounted' && obs.session !== null;
-  const session = obs.session;
-  // On a mounted tree the session's images are compacted; its own layer (if committed) stays on top.
-  const sessionLayer =
-    mounted && session?.committedGeneration === m.current
-      ? cur.images[cur.images.length - 1]
-      : undefined;
-  const toPack = mounted && session ? session.lower : cur.images;
+  const session = obs.state === 'mounted' ? obs.session : null;
+  const chain = session ? await resolveChain(layout, session, m) : null;
+  const toPack = cur.images;
   const result = (
     compacted: boolean,
     generation: number,
@@ -73,11 +73,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     bytesAfter: sizeOf(after),
     durationMs: performance.now() - t0,
   });
-  if (
-    mounted &&
-    session?.committedGeneration != null &&
-    session.committedGeneration !== m.current
-  ) {
+  if (chain && chain.head?.generation !== m.current) {
     return result(
       false,
       m.current,
@@ -141,9 +137,19 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   }
   if (!record) {
     method = 'mksquashfs';
-    record = await packView(ctx, mounted, toPack, file, m);
+    record = await packView(ctx, toPack, file, m);
   }
-  const images = sessionLayer ? [file, sessionLayer] : [file];
+  const images = [file];
+  if (chain && !chain.unstackable) {
+    // What of the upper the new base holds: what the generation it replaces held.
+    await writeGenerationSnapshot(layout, {
+      generation: number,
+      images,
+      top: record.sha256,
+      entries: chain.snapshot,
+    });
+    fault('compact:after-snapshot');
+  }
   const gen: Generation = {
     generation: number,
     parent: m.current,
@@ -160,14 +166,12 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   m.lastGeneration = number;
   await writeManifestOrUnpublish(tree.store, m, file);
   fault('compact:after-manifest');
-  if (mounted && session) {
-    await writeSession(layout.sessionFile, {
-      ...session,
-      lower: [file],
-      committedGeneration: sessionLayer ? number : session.committedGeneration,
-    });
+  if (chain) {
+    // The overlay keeps the images it mounted (and so does the store, while the session lasts).
+    await writeSession(layout.sessionFile, { ...chain.session, committedGeneration: number });
+    await removeSnapshots(layout, new Set([number]));
   }
-  await collectGarbage(tree.store, m, tree.keep, new Set(mounted && session ? [file] : []));
+  await collectGarbage(tree.store, m, tree.keep, new Set(chain?.session.lower ?? []));
   return {
     ...result(true, number, images),
     method,
@@ -175,30 +179,22 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
   };
 }
 
-/** mksquashfs over the merged view of the images: the mounted session's lower stack, or a scratch mount. */
+/** mksquashfs over the merged view of the images, mounted in a scratch dir. */
 async function packView(
   ctx: TreeContext,
-  mounted: boolean,
   toPack: readonly string[],
   file: string,
   m: Manifest,
 ): Promise<ImageRecord> {
   const { tree, layout, reporter } = ctx;
-  let view: string;
-  let unmountScratch: (() => Promise<void>) | undefined;
-  if (mounted) {
-    view = await mountedLowerView(layout);
-  } else {
-    const paths = await checkImages(tree.store, m, toPack, layout.verifiedCache);
-    const stack = await mountStack(
-      paths,
-      (i) => join(layout.scratch, String(i)),
-      join(layout.scratch, 'view'),
-      extraMountOptions(tree),
-    );
-    view = stack.view;
-    unmountScratch = stack.unmount;
-  }
+  const paths = await checkImages(tree.store, m, toPack, layout.verifiedCache);
+  const stack = await mountStack(
+    paths,
+    (i) => join(layout.scratch, String(i)),
+    join(layout.scratch, 'view'),
+    extraMountOptions(tree),
+  );
+  const view = stack.view;
   try {
     reporter.step(`compacting ${toPack.length} images into ${file}`);
     const published = await packAndPublish({
@@ -215,6 +211,6 @@ async function packView(
     });
     return published.record;
   } finally {
-    if (unmountScratch) await unmountScratch();
+    await stack.unmount();
   }
 }

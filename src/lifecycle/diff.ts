@@ -1,13 +1,14 @@
-/** diff: the pending changes of a mounted tree, one A/M/D line per path. */
-import { join } from 'node:path';
-import { checkImages } from './integrity.js';
-import { computeChanges, type Change } from './changes.js';
-import { extraMountOptions, type TreeContext } from './context.js';
+/**
+ * diff: the pending changes of a mounted (or interrupted) tree, one A/M/D
+ * line per path: what the overlay shows beyond the generation that holds
+ * the session's committed changes (pending.ts), so a commit leaves nothing
+ * to list.
+ */
+import type { TreeContext } from './context.js';
 import { observe, requireManifest } from './observe.js';
-import { mountedLower } from './lower.js';
-import { mountStack } from './stack.js';
-import { scanUpper } from './upper.js';
-import { isFuseMarker } from './whiteouts.js';
+import { pendingOf } from './pending.js';
+import type { Change } from './plan.js';
+import { SquashtreeError } from '../errors.js';
 
 export interface DiffResult {
   tree: string;
@@ -19,29 +20,18 @@ export interface DiffResult {
 }
 
 export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
-  const { tree, layout } = ctx;
+  const { tree } = ctx;
   const obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
-  if (!obs.session || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
-    return { tree: tree.name, changes: [] };
-  // fuse-overlayfs's opaque markers are bookkeeping: the changes they stand for show through the merged view.
-  const entries = (await scanUpper(layout.upperData, tree.exclude)).filter((e) => !isFuseMarker(e));
-  if (obs.state === 'mounted') {
-    const s = await computeChanges(entries, await mountedLower(layout), { root: tree.dir });
-    return { tree: tree.name, changes: s.changes };
+  const pending = await pendingOf(ctx, obs, m);
+  if (pending.changes === null) {
+    throw new SquashtreeError(
+      'E_ENGINE',
+      `the images of tree "${tree.name}" use a compressor the native reader cannot read: no per-path diff (${pending.files} pending entries)`,
+      {
+        hint: 'squashtree status counts the pending changes; compact the tree to another compressor for diff',
+      },
+    );
   }
-  // An interrupted session: mount its images somewhere private to compare against.
-  const paths = await checkImages(tree.store, m, obs.session.lower, layout.verifiedCache);
-  const stack = await mountStack(
-    paths,
-    (i) => join(layout.scratch, String(i)),
-    join(layout.scratch, 'view'),
-    extraMountOptions(tree),
-  );
-  try {
-    const s = await computeChanges(entries, { view: stack.view }, undefined);
-    return { tree: tree.name, changes: s.changes };
-  } finally {
-    await stack.unmount();
-  }
+  return { tree: tree.name, changes: pending.changes };
 }

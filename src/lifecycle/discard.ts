@@ -8,7 +8,7 @@ import { observe, requireManifest } from './observe.js';
 import { startLocked } from './start.js';
 import { releaseSession } from './stop.js';
 import { unmountTree } from './unmount.js';
-import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
+import { pendingOf } from './pending.js';
 
 export interface DiscardResult {
   tree: string;
@@ -19,15 +19,13 @@ export interface DiscardResult {
 }
 
 export async function discardLocked(ctx: TreeContext): Promise<DiscardResult> {
-  const { tree, layout } = ctx;
+  const { tree } = ctx;
   const obs = await observe(ctx);
-  requireManifest(ctx, obs);
+  const m = requireManifest(ctx, obs);
   if (obs.state !== 'mounted' && obs.state !== 'interrupted') {
     return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
   }
-  const snap =
-    obs.session?.committedGeneration != null ? await readSnapshot(layout.snapshotFile) : null;
-  const pending = pendingChanges(await scanUpper(layout.upperData, tree.exclude), snap);
+  const pending = await pendingOf(ctx, obs, m);
   if (!pending.any)
     return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
   const wasMounted = obs.state === 'mounted';

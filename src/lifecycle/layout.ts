@@ -20,7 +20,8 @@ export interface Layout {
   upperWork: string;
   upperIsTmpfs: boolean;
   sessionFile: string;
-  snapshotFile: string;
+  /** Where the session record and its snapshots of the upper live (snapshot.ts). */
+  sessionHome: string;
   verifiedCache: string;
   /** Scratch mount point for checking a freshly built image. */
   verifyMount: string;
@@ -48,7 +49,7 @@ export function layoutFor(stateDir: string, tree: TreeConfig): Layout {
     upperWork: join(upperRoot, 'work'),
     upperIsTmpfs: tmpfs,
     sessionFile: join(sessionHome, 'session.json'),
-    snapshotFile: join(sessionHome, 'committed-upper.json'),
+    sessionHome,
     verifiedCache: join(runtime, 'verified.json'),
     verifyMount: join(runtime, 'verify'),
     scratch: join(runtime, 'scratch'),

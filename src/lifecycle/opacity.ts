@@ -1,6 +1,6 @@
 /**
- * Which upper dirs are opaque, without reading xattrs (Node has no API for
- * them). The overlay shows a dir it merges from an upper and a lower dir with
+ * Which upper dirs of the kernel overlay are opaque, without reading xattrs
+ * (Node has no API for them). The overlay shows a dir it merges from an upper and a lower dir with
  * st_nlink 1 (fs/overlayfs/inode.c: "nlink=1 seems to pacify find", since
  * Linux 3.18); an opaque upper dir is not merged and shows its own count, 2
  * or more on tmpfs, ext4 and xfs. So for an upper dir over a lower dir one
@@ -9,7 +9,7 @@
  * device, no mount on top). Where it cannot tell, the slow way: a lower entry
  * the upper does not mention, yet missing from the mounted tree, was hidden.
  */
-import { lstatSync, promises as fsp } from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync } from 'node:fs';
 import { fsPath, joinRel } from '../fs/paths.js';
 import type { Entry } from '../fs/walk.js';
 
@@ -38,7 +38,12 @@ export function readMergedNlinks(
   return out;
 }
 
-function mergedNlink(root: string, rel: string, dev: bigint): number | undefined {
+/** st_nlink the mounted tree shows for dir rel (undefined: not a dir of the overlay's own). */
+export function mergedNlink(
+  root: string,
+  rel: string,
+  dev: bigint = lstatSync(root, { bigint: true }).dev,
+): number | undefined {
   try {
     const st = lstatSync(fsPath(root, rel), { bigint: true });
     // Another device: a mount on top, whose link count says nothing about the overlay.
@@ -46,16 +51,6 @@ function mergedNlink(root: string, rel: string, dev: bigint): number | undefined
   } catch {
     return undefined;
   }
-}
-
-/** Lower entries of dir `rel` that the upper does not mention. */
-export async function hiddenBelow(
-  rel: string,
-  lowerRoot: string,
-  upper: ReadonlyMap<string, Entry>,
-): Promise<string[]> {
-  const names = await fsp.readdir(fsPath(lowerRoot, rel), { encoding: 'buffer' });
-  return names.map((n) => joinRel(rel, n.toString('latin1'))).filter((r) => !upper.has(r));
 }
 
 async function exists(root: string, rel: string): Promise<boolean> {
@@ -68,24 +63,33 @@ async function exists(root: string, rel: string): Promise<boolean> {
 }
 
 /**
- * Whether upper dir `dir`, which stands on a lower dir, is opaque; undefined
- * when nothing tells (then nothing of the lower is hidden that the upper does
- * not shadow anyway, so the counts are the same either way).
+ * Whether upper dir `dir`, which stands on a dir below it, is opaque;
+ * undefined when nothing tells (then nothing below is hidden that the upper
+ * does not shadow anyway, so the tree is the same either way). `below`
+ * lists the names (binary strings) the dir has in the images below it.
  */
 export async function isOpaque(
   dir: Entry,
-  lowerRoot: string,
-  upper: ReadonlyMap<string, Entry>,
+  below: () => Promise<Iterable<string>>,
+  upper: ReadonlyMap<string, unknown>,
   merged: MergedView,
 ): Promise<boolean | undefined> {
   if (dir.nlink >= 2) {
-    const n = merged.nlinks
-      ? merged.nlinks.get(dir.path)
-      : mergedNlink(merged.root, dir.path, lstatSync(merged.root, { bigint: true }).dev);
+    const n = merged.nlinks ? merged.nlinks.get(dir.path) : mergedNlink(merged.root, dir.path);
     if (n !== undefined) return n !== 1;
   }
   // Opacity is all or nothing per dir: one hidden entry missing from the mounted tree means all are.
-  const first = (await hiddenBelow(dir.path, lowerRoot, upper))[0];
-  if (first === undefined) return undefined;
-  return !(await exists(merged.root, first));
+  for (const name of await below()) {
+    const rel = joinRel(dir.path, name);
+    if (upper.has(rel)) continue;
+    return !(await exists(merged.root, rel));
+  }
+  return undefined;
+}
+
+/** The names (binary strings) of a plain directory, for isOpaque over a dir on disk. */
+export function dirNames(root: string, rel: string): () => Promise<string[]> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- async turns a throw into a rejection
+  return async () =>
+    readdirSync(fsPath(root, rel), { encoding: 'buffer' }).map((n) => n.toString('latin1'));
 }

@@ -19,17 +19,12 @@ import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
-import {
-  SquashfsFormatError,
-  SquashfsImage,
-  SquashfsUnsupportedError,
-  SquashfsWriteError,
-  writeMergedImage,
-} from '../squashfs/index.js';
+import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { TEMP_PREFIX } from '../store/store.js';
 import type { ImageRecord } from '../store/manifest.js';
-import { fault, type FaultPoint } from './faults.js';
+import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
+import { interruptSignal } from '../exec/run.js';
 
 export interface PublishRequest {
   source: string;
@@ -56,8 +51,8 @@ export interface PublishRequest {
    * too); else the source is walked.
    */
   expected?: readonly Entry[];
-  /** Rewrite the packed image without trusted.overlay.* xattrs (a layer; see whiteouts.ts). */
-  dropOverlayXattrs?: boolean;
+  /** A last check of the verified temp image before it is published (a commit's new stack). */
+  beforePublish?: (tempImage: string) => Promise<void>;
   onProgress?: (fraction: number) => void;
   /** Progress of the comparison through a mount (init's, which reads every file). */
   onVerifyProgress?: (fraction: number) => void;
@@ -65,6 +60,8 @@ export interface PublishRequest {
   afterPack?: FaultPoint;
   /** A check of the source run beside mksquashfs; its failure stops the publish before the verify. */
   besidePack?: () => Promise<void>;
+  /** A test hold point while mksquashfs runs (see faults.ts). */
+  whilePacking?: HoldPoint;
 }
 
 export interface Published {
@@ -172,40 +169,6 @@ export async function verifyWithReader(
   return { compare: requireMatch(result, image), facts };
 }
 
-/**
- * The image rewritten without the overlay's trusted.overlay.* xattrs, which
- * mksquashfs 4.5 cannot leave out: the SquashFS writer copies its blocks,
- * keeps its whiteouts as they are and checks the result against it. An
- * image without xattrs is left alone, and so is one the writer cannot read
- * (lzma: the xattrs then stay, which only a fuse reader notices).
- */
-async function withoutOverlayXattrs(image: string, store: string): Promise<void> {
-  const img = await SquashfsImage.open(image);
-  const hasXattrs = img.superblock.xattrTableStart !== null;
-  await img.close();
-  if (!hasXattrs) return;
-  const out = tempImagePath(store);
-  try {
-    await writeMergedImage([image], out, { keepWhiteouts: true, verify: true });
-    await fsp.rename(out, image);
-  } catch (e) {
-    await fsp.rm(out, { force: true });
-    if (e instanceof SquashfsUnsupportedError) return;
-    if (e instanceof SquashfsWriteError || e instanceof SquashfsFormatError) {
-      throw new SquashtreeError(
-        'E_VERIFY',
-        `the layer could not be rewritten without the overlay's xattrs: ${e.message}`,
-        {
-          path: image,
-          hint: 'nothing was published; check the store (disk space, squashtree doctor) and try again',
-          cause: e,
-        },
-      );
-    }
-    throw e;
-  }
-}
-
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
   const tmp = tempImagePath(req.store);
   try {
@@ -219,11 +182,15 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
-    const [packed, opaque, beside] = await Promise.allSettled([packing, marks, req.besidePack?.()]);
+    // Settled first, so a failure while the test holds the pack is handled.
+    const settled = Promise.allSettled([packing, marks, req.besidePack?.()]);
+    if (req.whilePacking) await hold(req.whilePacking);
+    const [packed, opaque, beside] = await settled;
     if (beside.status === 'rejected') throw beside.reason;
     if (packed.status === 'rejected') throw packed.reason;
     if (opaque.status === 'rejected') throw opaque.reason;
-    if (req.dropOverlayXattrs) await withoutOverlayXattrs(tmp, req.store);
+    // A signal that came as mksquashfs finished: no further step begins.
+    interruptSignal().throwIfAborted();
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
     const { compare, facts } =
@@ -246,6 +213,7 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
             ),
             facts: await imageFacts(tmp),
           };
+    if (req.beforePublish) await req.beforePublish(tmp);
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
     await publishFile(tmp, finalPath);

@@ -1,10 +1,16 @@
 /**
- * A session is one mount of a tree: the images its overlay stands on and
- * what of its upper has already been committed. After a commit while
- * mounted, the upper still holds those changes; the session records that
- * they live in generation N, so the next commit replaces that layer instead
- * of stacking the same changes twice, and a surviving disk upper is put back
- * on exactly the images it was written against.
+ * A session is one mount of a tree. Two stacks of images matter to it:
+ *
+ * - what is mounted (`lower`): the images its overlay stands on, fixed for
+ *   the life of the session; the upper is what changed on top of them, so a
+ *   surviving upper is put back on exactly these (and garbage collection
+ *   keeps them while the session lasts);
+ * - what the current generation stacks: after a commit while mounted the
+ *   upper still holds the committed changes, and the session records that
+ *   they live in generation `committedGeneration` (its images: the lower,
+ *   or a base compacted from it, plus one layer per commit). The next
+ *   commit packs only what changed since then, on top of those images,
+ *   read off the snapshot of the upper that generation holds (snapshot.ts).
  */
 import { promises as fsp } from 'node:fs';
 import { z } from 'zod';
@@ -12,6 +18,8 @@ import { errnoCode, SquashtreeError } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 import { checkOwnedFile } from '../fs/secure.js';
 import { ENGINES } from '../config/schema.js';
+import type { Layout } from './layout.js';
+import { removeSnapshots } from './snapshot.js';
 
 const sessionSchema = z.object({
   format: z.literal('squashtree-session/1'),
@@ -25,7 +33,7 @@ const sessionSchema = z.object({
   lowerFiles: z.number().nullable(),
   lowerBytes: z.number().nullable(),
   mountedAt: z.string(),
-  /** Set once a commit has packed this session's upper. */
+  /** The generation that holds what of the upper is committed (a commit's or a compaction's). */
   committedGeneration: z.number().int().positive().nullable(),
   /** The engine that mounted it (absent in records written before engines: the kernel's). */
   engine: z.enum(ENGINES).optional(),
@@ -56,7 +64,7 @@ export async function writeSession(path: string, s: Session): Promise<void> {
   await writeFileAtomic(path, `${JSON.stringify(s, null, 2)}\n`, 0o600);
 }
 
-export async function removeSession(path: string, snapshotPath: string): Promise<void> {
-  await fsp.rm(path, { force: true });
-  await fsp.rm(snapshotPath, { force: true });
+export async function removeSession(layout: Layout): Promise<void> {
+  await fsp.rm(layout.sessionFile, { force: true });
+  await removeSnapshots(layout);
 }

@@ -9,8 +9,7 @@ import { isWithin } from '../config/values.js';
 import { listLoops, detachLoop } from '../mount/loop.js';
 import { canMountTmpfs, mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
 import { checkMetadata } from '../image/check.js';
-import { mountsUnder, readMounts, topMountAt } from '../mount/mountinfo.js';
-import type { Layout } from './layout.js';
+import { readMounts, type MountEntry } from '../mount/mountinfo.js';
 
 export interface MountedStack {
   /** Image mount points, base first. */
@@ -72,15 +71,23 @@ export async function mountStack(
   }
 }
 
-/** Unmount everything below each of `paths` (deepest first) and detach stale loops of `store`. */
+/**
+ * Unmount everything below each of `paths` and detach stale loops of
+ * `store`. Last mounted first (mountinfo lists mounts in the order they were
+ * made): a view goes before the images it stands on, whichever of `paths`
+ * holds it, as FUSE needs (fuse-overlayfs keeps its lower mounts busy).
+ */
 export async function teardownUnder(
   paths: string | readonly string[],
   store: string,
 ): Promise<string[]> {
-  const mounts = await readMounts();
-  const done = (typeof paths === 'string' ? [paths] : paths).flatMap((p) =>
-    mountsUnder(mounts, p).map((m) => m.mountPoint),
-  );
+  const list = typeof paths === 'string' ? [paths] : paths;
+  const below = (m: MountEntry): boolean =>
+    list.some((p) => m.mountPoint === p || m.mountPoint.startsWith(`${p}/`));
+  const done = (await readMounts())
+    .filter(below)
+    .reverse()
+    .map((m) => m.mountPoint);
   await unmountAll(done);
   if (done.length > 0) await detachStaleLoops(store);
   return done;
@@ -94,14 +101,4 @@ export async function detachStaleLoops(store: string): Promise<void> {
   for (const l of await listLoops()) {
     if (isWithin(l.backingFile, store) && !busy.has(l.device)) await detachLoop(l.device);
   }
-}
-
-/**
- * The merged read-only view of the images a mounted session stands on. It is
- * read off the mount table, not the session record: after a compaction of a
- * mounted tree the record names the new base while the old stack stays
- * mounted until the next start.
- */
-export async function mountedLowerView(layout: Layout): Promise<string> {
-  return topMountAt(await readMounts(), layout.lowerView) ? layout.lowerView : layout.image(0);
 }

@@ -115,7 +115,7 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
   await clearStaleMounts(ctx);
 
   const resume = obs.state === 'interrupted' && obs.session !== null;
-  if (obs.session && !resume) await removeSession(layout.sessionFile, layout.snapshotFile);
+  if (obs.session && !resume) await removeSession(layout);
   if (obs.upperMounted && !resume) await releaseRuntimeUpper(layout.upperRoot);
   if (!resume && !layout.upperIsTmpfs && obs.upperHasData) {
     throw new SquashtreeError(
@@ -205,7 +205,7 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
     await stack.unmount();
     if (upperFresh && layout.upperIsTmpfs)
       await releaseRuntimeUpper(layout.upperRoot).catch(() => undefined);
-    if (!resume) await removeSession(layout.sessionFile, layout.snapshotFile);
+    if (!resume) await removeSession(layout);
     throw e;
   }
   return {
@@ -267,7 +267,7 @@ async function startReadonly(
         extra: extraMountOptions(tree),
       });
   } catch (e) {
-    await removeSession(layout.sessionFile, layout.snapshotFile);
+    await removeSession(layout);
     throw e;
   }
   return {

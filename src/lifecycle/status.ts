@@ -5,7 +5,7 @@ import { storeBytes } from '../store/store.js';
 import type { TreeContext } from './context.js';
 import { observe, type TreeState } from './observe.js';
 import { canMountTmpfs } from '../mount/mount.js';
-import { pendingChanges, readSnapshot, scanUpper } from './upper.js';
+import { pendingOf } from './pending.js';
 
 export interface UpperUsage {
   kind: 'tmpfs' | 'dir';
@@ -107,16 +107,14 @@ async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage
 }
 
 export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
-  const { tree, layout } = ctx;
+  const { tree } = ctx;
   const obs = await observe(ctx);
   const m = obs.manifest;
   const cur = m ? currentGeneration(m) : null;
   const active = obs.state === 'mounted' || obs.state === 'interrupted';
   let pending = { files: 0, bytes: 0 };
-  if (active && obs.session) {
-    const snap =
-      obs.session.committedGeneration !== null ? await readSnapshot(layout.snapshotFile) : null;
-    const p = pendingChanges(await scanUpper(layout.upperData, tree.exclude), snap);
+  if (active && m) {
+    const p = await pendingOf(ctx, obs, m);
     pending = { files: p.files, bytes: p.bytes };
   }
   const commits = m

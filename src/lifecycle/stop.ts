@@ -7,7 +7,6 @@
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
 import { canMountTmpfs, unmount } from '../mount/mount.js';
-import { releaseRuntimeUpper } from './start.js';
 import { unmountTree } from './unmount.js';
 import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
@@ -15,7 +14,9 @@ import { compactLocked, type CompactResult } from './compact.js';
 import type { TreeContext } from './context.js';
 import { fault } from './faults.js';
 import { observe, requireManifest } from './observe.js';
-import { removeSession } from './session.js';
+import { readSession, removeSession } from './session.js';
+import { releaseRuntimeUpper, startLocked } from './start.js';
+import { readMounts } from '../mount/mountinfo.js';
 import { detachStaleLoops, teardownUnder } from './stack.js';
 
 export interface StopOptions {
@@ -29,6 +30,10 @@ export interface StopOptions {
 export interface StopResult {
   tree: string;
   wasMounted: boolean;
+  /** Not mounted, but an earlier mount had left these (taken down now). */
+  leftovers?: string[];
+  /** The overlay was gone (unmounted by hand) with changes in its upper: mounted again to stop. */
+  resumed?: boolean;
   onStop: string;
   commit?: CommitResult;
   compact?: CompactResult;
@@ -47,13 +52,32 @@ export async function releaseSession(
     if (canMountTmpfs()) await teardownUnderLazy(layout.upperRoot, lazy);
     else await releaseRuntimeUpper(layout.upperRoot);
     fault('stop:after-upper-umount');
-    await removeSession(layout.sessionFile, layout.snapshotFile);
+    await removeSession(layout);
   } else if (dropUpper) {
     await fsp.rm(layout.upperData, { recursive: true, force: true });
     await fsp.rm(layout.upperWork, { recursive: true, force: true });
-    await removeSession(layout.sessionFile, layout.snapshotFile);
+    await removeSession(layout);
   }
   await detachStaleLoops(tree.store);
+}
+
+/**
+ * A tree that is not mounted, with what an earlier mount left: image mounts
+ * and views under the runtime dir, a session record. Taken down, so stop
+ * ends with nothing mounted; an upper that holds changes stays (keep).
+ */
+async function takeDownLeftovers(ctx: TreeContext, keepUpper: boolean): Promise<string[]> {
+  const { layout, reporter } = ctx;
+  const mounts = (await readMounts())
+    .filter((x) => x.mountPoint.startsWith(`${layout.runtime}/`))
+    .map((x) => x.mountPoint);
+  const upperOnly = keepUpper && mounts.every((p) => p === layout.upperRoot);
+  const session = await readSession(layout.sessionFile).catch(() => null);
+  if (upperOnly || (mounts.length === 0 && !session)) return [];
+  reporter.step(`not mounted; taking down what an earlier mount left (${mounts.length} mounts)`);
+  if (keepUpper) await teardownUnder([layout.lowerView, layout.imagesDir], ctx.tree.store);
+  else await releaseSession(ctx, true);
+  return mounts.filter((p) => (keepUpper ? p !== layout.upperRoot : true));
 }
 
 async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
@@ -67,11 +91,29 @@ async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
 
 export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Promise<StopResult> {
   const { tree, reporter } = ctx;
-  const obs = await observe(ctx);
+  let obs = await observe(ctx);
   const m = requireManifest(ctx, obs);
   const onStop = opts.onStop ?? tree.onStop;
   const lazy = opts.lazy ?? false;
-  if (obs.state !== 'mounted') return { tree: tree.name, wasMounted: false, onStop, lazy };
+  let resumed = false;
+  if (obs.state === 'interrupted' && onStop !== 'keep') {
+    // The overlay went (fusermount3 -u, umount, a crash mid-stop) and its upper holds changes:
+    // mount it again on what is left, then stop as usual, so on-stop applies to them.
+    reporter.step(`${tree.dir} has pending changes but no overlay: mounting it again to stop it`);
+    await startLocked(ctx);
+    obs = await observe(ctx);
+    resumed = true;
+  }
+  if (obs.state !== 'mounted') {
+    const leftovers = await takeDownLeftovers(ctx, obs.state === 'interrupted');
+    return {
+      tree: tree.name,
+      wasMounted: false,
+      onStop,
+      lazy,
+      ...(leftovers.length > 0 ? { leftovers } : {}),
+    };
+  }
   let commit: CommitResult | undefined;
   // A read-only mount has no upper: nothing to commit, discard or keep.
   if (onStop === 'commit' && obs.session?.engine !== 'readonly') {
@@ -97,6 +139,7 @@ export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Prom
     wasMounted: true,
     onStop,
     lazy,
+    ...(resumed ? { resumed } : {}),
     ...(commit ? { commit } : {}),
     ...(compact ? { compact } : {}),
   };

@@ -1,12 +1,11 @@
 /**
  * The overlay's upper dir: what changed since the tree was mounted. A
- * snapshot of its entries is recorded at each commit; what differs from that
- * snapshot is what is still pending.
+ * snapshot of its entries' signatures is recorded at each commit
+ * (snapshot.ts); what differs from that snapshot is what is still pending.
  */
-import { existsSync, promises as fsp } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { walk, type Entry } from '../fs/walk.js';
 import { SquashtreeError, errnoCode } from '../errors.js';
-import { writeFileAtomic } from '../fs/durable.js';
 
 export function signature(e: Entry): string {
   return [
@@ -25,24 +24,15 @@ export function signature(e: Entry): string {
 
 export type UpperSnapshot = Map<string, string>;
 
+/** The type and inode number a signature records (ctime and the rest left out). */
+export function signatureIdentity(sig: string | undefined): { type: string; ino: string } | null {
+  if (sig === undefined) return null;
+  const f = sig.split(':');
+  return { type: f[0] ?? '', ino: f[7] ?? '' };
+}
+
 export function snapshotOf(entries: readonly Entry[]): UpperSnapshot {
   return new Map(entries.filter((e) => e.path !== '').map((e) => [e.path, signature(e)]));
-}
-
-export async function writeSnapshot(path: string, snap: UpperSnapshot): Promise<void> {
-  // Keys are binary strings; latin1 JSON keeps every byte.
-  const obj = Object.fromEntries(snap);
-  await writeFileAtomic(path, Buffer.from(JSON.stringify(obj), 'latin1'), 0o600);
-}
-
-export async function readSnapshot(path: string): Promise<UpperSnapshot | null> {
-  try {
-    const raw = await fsp.readFile(path);
-    return new Map(Object.entries(JSON.parse(raw.toString('latin1')) as Record<string, string>));
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return null;
-    throw e;
-  }
 }
 
 export interface Pending {
@@ -106,6 +96,10 @@ export async function scanUpper(
   }
 }
 
+/** The one hint of every E_CAPTURE, whichever scan or copy met the busy writer. */
+export const CAPTURE_HINT =
+  'nothing was committed; run the command again once the writer is done, or use squashtree run NAME -- COMMAND';
+
 /**
  * The upper kept changing under the walk. Capture retries on it; any other
  * caller (the pending scan at the start of a commit, diff, status) reports
@@ -118,7 +112,7 @@ export class VanishedDuringScan extends SquashtreeError {
   ) {
     super('E_CAPTURE', `entries of ${upperData} kept vanishing while it was read`, {
       path: upperData,
-      hint: 'a writer is busy in the tree; run the command again once it is done, or use squashtree run NAME -- COMMAND',
+      hint: CAPTURE_HINT,
       cause,
     });
   }

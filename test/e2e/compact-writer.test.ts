@@ -42,11 +42,15 @@ describe('compact with the native writer', () => {
     await f.ok('start', 't');
     await change([f.tree, f.model], 4);
     await f.ok('commit', 't');
-    // Mounted: the images under the session's own layer are merged.
+    // Mounted: the whole current generation is merged, the session's own layer too.
     const c = parseJson<CompactJson>(await f.ok('compact', 't', '--json'));
     assert.equal(c.trees[0]?.result.compacted, true);
     assert.equal(c.trees[0]?.result.method, 'writer', c.trees[0]?.result.methodReason);
+    assert.equal(c.trees[0]?.result.layersAfter, 1);
     await assertSameTree(f.model, f.tree, 'mounted after compact');
+    // The next commit of the session stacks on the new base.
+    for (const d of [f.tree, f.model]) await fsp.writeFile(join(d, 'after-compact'), 'x\n');
+    await f.ok('commit', 't');
     await f.ok('stop', 't');
     const c2 = parseJson<CompactJson>(await f.ok('compact', 't', '--json'));
     assert.equal(c2.trees[0]?.result.method, 'writer');

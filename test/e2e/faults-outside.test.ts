@@ -31,6 +31,7 @@ import {
 } from '../helpers/reliability.js';
 import { Random } from '../../src/corpus/random.js';
 import { listLoops } from '../../src/mount/loop.js';
+import { stopGroups } from '../helpers/processes.js';
 
 /** The error code a failed CLI run printed ("error E_X: ..."). */
 function errorCode(r: CliResult): string {
@@ -78,12 +79,22 @@ async function writeBoth(f: TreeFixture, rel: string, data: Buffer | string): Pr
   await fsp.writeFile(join(f.model, rel), data);
 }
 
-/** Image files in the store that no generation of the manifest names. */
-async function orphanImages(store: string): Promise<string[]> {
+/**
+ * Image files in the store that no generation of the manifest names, nor the
+ * mounted session stands on (the store keeps those while the session lasts).
+ */
+async function orphanImages(store: string, sb?: Sandbox): Promise<string[]> {
   const m = JSON.parse(await fsp.readFile(join(store, 'manifest.json'), 'utf8')) as {
     generations: { images: string[] }[];
   };
   const named = new Set(m.generations.flatMap((g) => g.images));
+  if (sb) {
+    const session = await fsp
+      .readFile(join(runtimeOf(sb).runtime, 'session.json'), 'utf8')
+      .then((t) => JSON.parse(t) as { lower: string[] })
+      .catch(() => ({ lower: [] }));
+    for (const f of session.lower) named.add(f);
+  }
   return (await fsp.readdir(store)).filter((n) => n.endsWith('.sqfs') && !named.has(n));
 }
 
@@ -179,7 +190,9 @@ describe('faults from outside', { concurrency: false }, () => {
       await writeBoth(f, 'counter', `${n++}\n`);
       await fillTo(f.storefs, f.filler, leave);
       const r = await f.run('commit', 't');
-      await fsp.rm(f.filler);
+      await fsp.rm(f.filler, { force: true });
+      // Commits stack: fold the layer into a base again, so the store holds as much before each probe.
+      await f.ok('compact', 't');
       const what = r.status === 0 ? 'ok' : errorCode(r);
       outcomes.push(`${leave} KiB: ${what}`);
       if (r.status !== 0 && (/internal error/.test(r.stderr) || what === '(none)'))
@@ -196,7 +209,7 @@ describe('faults from outside', { concurrency: false }, () => {
     for (let leave = hi - 1; leave <= hi + 4; leave++) await probe(leave);
     t.diagnostic(`store-full scan around ${hi} KiB: ${outcomes.join('; ')}`);
     await f.ok('commit', 't');
-    assert.deepEqual(await orphanImages(f.store), [], 'an image no generation names');
+    assert.deepEqual(await orphanImages(f.store, f.sb), [], 'an image no generation names');
     await f.ok('stop', 't');
     await f.ok('start', 't');
     await assertSameTree(f.model, f.tree, 'after the scan');
@@ -502,7 +515,8 @@ describe('faults from outside', { concurrency: false }, () => {
   it('SIGKILL at the two fault points crash.test.ts leaves out: rollback and garbage collection', async (t) => {
     if (!needRoot(t)) return;
     const ACK = { SQUASHTREE_TEST_FAULT_ACK: 'kill-me-i-am-a-test' };
-    const f = await initTree(t, SMALL, [], '[defaults]\nkeep = 0\n');
+    const toml = (keep: number): string => `[defaults]\nkeep = ${keep}\ncompact-after = 10\n`;
+    const f = await initTree(t, SMALL, [], toml(1));
     const args = (...a: string[]): string[] => [
       '--config',
       f.sb.config,
@@ -510,29 +524,43 @@ describe('faults from outside', { concurrency: false }, () => {
       f.sb.state,
       ...a,
     ];
+    const setKeep = async (keep: number): Promise<void> => {
+      const text = await fsp.readFile(f.sb.config, 'utf8');
+      await fsp.writeFile(f.sb.config, text.replace(/^keep = \d+$/m, `keep = ${keep}`));
+    };
+    // Commits stack, so a commit collects an image only once a generation it drops held one the
+    // new one does not: generation 3's layer, after a rollback to generation 2.
     await f.ok('start', 't');
     await writeBoth(f, 'one', '1\n');
     await f.ok('commit', 't');
     await writeBoth(f, 'two', '2\n');
-    // The session's second commit replaces its layer; with keep = 0 the old one is collected.
+    await f.ok('commit', 't');
+    await f.ok('stop', 't');
+    await f.ok('rollback', 't');
+    await fsp.rm(join(f.model, 'two'));
+    await f.ok('start', 't');
+    await setKeep(0);
+    await writeBoth(f, 'three', '3\n');
     const gc = await cli(args('commit', 't'), {
       env: { ...ACK, SQUASHTREE_TEST_FAULT: 'gc:after-manifest' },
     });
     assert.notEqual(gc.status, 0, 'killed at gc:after-manifest');
-    const orphans = await orphanImages(f.store);
+    const orphans = await orphanImages(f.store, f.sb);
     t.diagnostic(
       `killed at gc:after-manifest: images no generation names: ${orphans.join(', ') || 'none'}`,
     );
-    assert.equal((await treeStatus(f)).generation, 3);
+    assert.deepEqual(orphans, ['g000003-layer.sqfs'], 'the killed collection left one image');
+    assert.equal((await treeStatus(f)).generation, 4);
     await f.ok('stop', 't');
     await assertClean(f.sb, f.store, 'after a kill at gc:after-manifest');
     await f.ok('start', 't');
     await assertSameTree(f.model, f.tree, 'after a kill at gc:after-manifest');
     // The image the killed collection did not get to delete goes with the next commit's collection.
-    await writeBoth(f, 'three', '3\n');
+    await writeBoth(f, 'four', '4\n');
     await f.ok('commit', 't');
-    assert.deepEqual(await orphanImages(f.store), [], 'collected by the next commit');
+    assert.deepEqual(await orphanImages(f.store, f.sb), [], 'collected by the next commit');
     await f.ok('stop', 't');
+    await setKeep(1);
 
     const current = join(f.sb.dir, 'model-current');
     execFileSync('cp', ['-a', f.model, current]);
@@ -553,9 +581,15 @@ describe('faults from outside', { concurrency: false }, () => {
     const f = await initTree(t);
     await f.ok('start', 't');
     await writeBoth(f, 'r1.bin', randomBytes(32_000_000));
-    const c = spawnCli(f.sb, ['commit', 't']);
-    await c.waitFor(/packing layer/);
-    await sleep(300);
+    // Held while mksquashfs runs (a test hold point, see faults.ts): the signal always lands mid-pack.
+    const c = spawnCli(f.sb, ['commit', 't'], false, {
+      SQUASHTREE_TEST_HOLD: 'commit:packing',
+      SQUASHTREE_TEST_FAULT_ACK: 'kill-me-i-am-a-test',
+    });
+    assert.ok(
+      await c.waitFor(/squashtree test hold: commit:packing/),
+      'the commit reached the hold',
+    );
     c.child.kill('SIGTERM');
     const r = await c.done;
     assert.equal(r.status, 1);
@@ -575,14 +609,27 @@ describe('faults from outside', { concurrency: false }, () => {
     const mnts = [1, 2, 3].map((i) => join(sb.dir, `m${i}`));
     for (const m of mnts) await fsp.mkdir(m);
     // Autoclear loops, as every squashtree image mount makes (mount -o loop, then umount),
-    // and loops attached and detached by hand.
+    // and loops attached and detached by hand. Each loop runs in a process group of its own, so
+    // the teardown stops its mount or losetup too, not only the shell.
     const churners = [
       ...mnts.map((m) => `while :; do mount -o loop,ro ${img} ${m} && umount ${m}; done`),
       ...[1, 2].map(() => `while :; do d=$(losetup -f --show ${img}) && losetup -d $d; done`),
-    ].map((script) => spawn('sh', ['-c', script], { stdio: 'ignore' }));
-    t.after(() => {
-      for (const c of churners) c.kill('SIGKILL');
-    });
+    ].map((script) => spawn('sh', ['-c', script], { stdio: 'ignore', detached: true }));
+    let stopped = false;
+    const stopChurn = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      await stopGroups(churners.map((c) => c.pid ?? 0));
+      // Whatever the killed commands had attached or mounted by then.
+      for (const m of mnts) {
+        while (mountTable(m).length > 0) execFileSync('umount', [m]);
+      }
+      for (const l of loopsFor(sb.dir)) {
+        const dev = l.split(':')[0] ?? '';
+        if (dev) execFileSync('losetup', ['-d', dev]);
+      }
+    };
+    t.after(stopChurn);
     const until = performance.now() + 8000;
     let lists = 0;
     let failure = '';
@@ -594,8 +641,8 @@ describe('faults from outside', { concurrency: false }, () => {
         failure = String(e);
       }
     }
-    for (const c of churners) c.kill('SIGKILL');
-    await sleep(300);
+    await stopChurn();
+    assert.deepEqual(loopsFor(sb.dir), [], 'the churn left no loop device attached');
     t.diagnostic(`${lists} listings${failure ? `, then: ${failure}` : ', no failure'}`);
     assert.equal(failure, '', `listLoops failed after ${lists} listings`);
   });

@@ -98,7 +98,7 @@ describe('lifecycle', { concurrency: false }, () => {
     // The live overlay reports other inode numbers for links to copied-up files (index=off).
     await assertSameTree(model, tree, 'after commit, still mounted', { live: true });
 
-    // A second commit in the same session replaces the session's layer.
+    // A second commit in the same session stacks a layer of its own: only what changed since.
     await tw.write('later.txt', 'second commit\n');
     await tw.rm('new file \xe9');
     await ok('commit', 'repo');
@@ -106,8 +106,9 @@ describe('lifecycle', { concurrency: false }, () => {
       trees: { generation: number; layers: number; pending: { files: number } }[];
     };
     assert.equal(st.trees[0]?.generation, 3);
-    assert.equal(st.trees[0]?.layers, 2, 'base + one session layer');
+    assert.equal(st.trees[0]?.layers, 3, 'base + one layer per commit of the session');
     assert.equal(st.trees[0]?.pending.files, 0);
+    assert.equal((await ok('diff', 'repo')).stdout, '', 'diff after a commit lists nothing');
 
     await ok('stop', 'repo');
     assert.deepEqual(mountsBelow(sb.dir), []);
@@ -213,7 +214,7 @@ describe('lifecycle', { concurrency: false }, () => {
     await ok('commit', 't');
     await holds('after a commit with whiteouts, opaque dirs and type changes');
 
-    // A second commit in the session replaces the layer: the upper holds both rounds.
+    // A second commit in the session stacks a layer on the first.
     await fsp.rm(join(tree, 'keep'), { recursive: true });
     await fsp.mkdir(join(tree, 'keep'));
     await fsp.rm(join(tree, 'new'), { recursive: true });

@@ -32,10 +32,12 @@ describe('OCI registry: publish-to', { concurrency: false }, () => {
     const keys = join(f.sb.dir, 'keys');
     await f.ok('key', 'generate', '--out', keys);
     const config = await fsp.readFile(f.sb.config, 'utf8');
+    // Commits stack: five in one session would make the stop compact, and keep = 2 would then drop
+    // the published generation the missed one descends from. This test is about that history.
     const withTarget = (to: string): Promise<void> =>
       fsp.writeFile(
         f.sb.config,
-        `${config}publish-to = "${to}"\nplain-http = true\nsign-key = "${join(keys, 'squashtree-sign.key')}"\n`,
+        `${config}publish-to = "${to}"\nplain-http = true\nsign-key = "${join(keys, 'squashtree-sign.key')}"\ncompact-after = 50\n`,
       );
     await withTarget(ref);
     const twin = new Twin(f.tree, f.model);

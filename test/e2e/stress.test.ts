@@ -33,6 +33,7 @@ import {
   runtimeOf,
   treeStatus,
 } from '../helpers/reliability.js';
+import { withGeneration } from '../helpers/generation.js';
 import { Random } from '../../src/corpus/random.js';
 import { walkSync, type Entry } from '../../src/fs/walk.js';
 import { displayPath } from '../../src/fs/paths.js';
@@ -200,6 +201,7 @@ async function fileOp(c: Ctx): Promise<string> {
     'rename-file',
     'rename-dir',
     'rm',
+    'flash',
     'rm-r-recreate',
     'symlink',
     c.hardlinks ? 'hardlink' : 'create',
@@ -295,6 +297,16 @@ async function fileOp(c: Ctx): Promise<string> {
       await both(c, (r) => fsp.rm(p(r, v.path)));
       return `rm ${v.path}`;
     }
+    case 'flash': {
+      // Created and deleted between two commits: no layer may bring it back.
+      const rel = fresh(c, s, FILE_NAMES);
+      if (!rel) return 'flash: no free name';
+      await both(c, async (r) => {
+        await fsp.writeFile(p(r, rel), 'gone again\n');
+        await fsp.rm(p(r, rel));
+      });
+      return `create and rm ${rel}`;
+    }
     case 'rm-r-recreate': {
       const dirs = s.dirs.filter((d) => d.path !== '');
       if (dirs.length === 0) return 'rm-r: no dir';
@@ -352,7 +364,7 @@ async function fileOp(c: Ctx): Promise<string> {
 }
 
 interface CommitJson {
-  trees: { result: { committed: boolean; generation: number } }[];
+  trees: { result: { committed: boolean; generation: number; mode?: string } }[];
 }
 interface StopJson {
   trees: {
@@ -387,6 +399,11 @@ async function lifecycleOp(c: Ctx): Promise<[string, 'live' | 'strict' | 'none']
       const r = parseJson<CommitJson>(await f.ok('commit', 't', '--json')).trees[0]?.result;
       assert.ok(r);
       if (r.committed) {
+        // Commits stack within a session, and the new generation alone shows the tree.
+        assert.equal(r.mode, 'stacked', 'the commit stacked on the session');
+        await withGeneration(f.store, join(f.sb.dir, 'gen-view'), (view) =>
+          assertSameTreeWith(c.x, c.f.model, view, `generation ${r.generation}, mounted alone`),
+        );
         await snapshot(c, r.generation, c.f.model);
         c.committed = c.gens.get(r.generation) ?? '';
       }

@@ -68,6 +68,25 @@ function fstypeInNs(user: TestUser, dir: string): string {
   }
 }
 
+/** Wait until a process named comm has its cwd in dir (polling only decides how soon). */
+async function untilCwdIn(dir: string, comm: string): Promise<void> {
+  for (;;) {
+    for (const pid of await fsp.readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const [name, cwd] = await Promise.all([
+          fsp.readFile(`/proc/${pid}/comm`, 'utf8'),
+          fsp.readlink(`/proc/${pid}/cwd`),
+        ]);
+        if (name.trim() === comm && cwd === dir) return;
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('a user without root', { concurrency: false }, () => {
   it('runs the whole lifecycle with the fuse engine under the XDG dirs', async (t) => {
     if (!needRoot(t) || !needFuse(t)) return;
@@ -104,7 +123,7 @@ describe('a user without root', { concurrency: false }, () => {
 
     // A busy tree: stop names the holder and leaves everything mounted.
     const holder = user.spawnSh(`cd '${tree}' && exec sleep 60`);
-    await new Promise((r) => setTimeout(r, 300));
+    await untilCwdIn(tree, 'sleep');
     const busy = await user.sq('stop', 't');
     assert.equal(busy.status, 1);
     assert.match(busy.stderr, /E_BUSY/);
@@ -152,6 +171,90 @@ describe('a user without root', { concurrency: false }, () => {
     await user.sqOk('diff', 't', '--generation', '1');
     const other = await asNobody(['inspect', join(store, 'g000001-base.sqfs')], user.base);
     assert.equal(other.status, 1, 'another user reads nothing');
+  });
+
+  it('diff on the fuse engine lists what changed, no false deletions; status counts its lines', async (t) => {
+    if (!needRoot(t) || !needFuse(t)) return;
+    const user = await makeUser(t);
+    const { tree, model } = await userTree(user);
+    await user.sqOk('init', 't', '--dir', tree);
+    await user.sqOk('start', 't');
+    const lines = async (): Promise<string[]> =>
+      (await user.sqOk('diff', 't')).stdout.split('\n').filter(Boolean);
+    const pending = async (): Promise<number> =>
+      (
+        JSON.parse((await user.sqOk('status', '--json')).stdout) as {
+          trees: { pending: { files: number } }[];
+        }
+      ).trees[0]?.pending.files ?? -1;
+    // One file into a dir the images hold: its siblings are not deleted (issue 14, item 1).
+    await both(user, tree, model, 'echo n > x-cat/three/three-3.ebuild');
+    assert.deepEqual(await lines(), ['A x-cat/three/three-3.ebuild']);
+    // A dir removed and recreated: fuse-overlayfs's own marker says it hides what was there.
+    await both(user, tree, model, 'rm -r x-cat/two && mkdir x-cat/two && echo z > x-cat/two/z');
+    const diff = await lines();
+    assert.deepEqual(diff, [
+      'A x-cat/three/three-3.ebuild',
+      'D x-cat/two/two-1.ebuild',
+      'A x-cat/two/z',
+    ]);
+    assert.equal(await pending(), diff.length, 'status counts what diff lists');
+    await user.sqOk('commit', 't');
+    assert.deepEqual(await lines(), [], 'nothing pending after a commit');
+    assert.equal(await pending(), 0);
+    // What changes after it is all diff lists: the committed changes are not repeated.
+    await both(user, tree, model, 'echo f > y-cat/four/four-2.ebuild && rm x-cat/two/z');
+    assert.deepEqual(await lines(), ['D x-cat/two/z', 'A y-cat/four/four-2.ebuild']);
+    assert.equal(await pending(), 2);
+    await user.sqOk('commit', 't');
+    await user.sqOk('stop', 't');
+    await user.sqOk('start', 't');
+    await sameAsUser(user, model, tree, 'after two stacked commits');
+    await user.sqOk('stop', 't');
+    assert.deepEqual(user.mounts(), []);
+  });
+
+  it('a fuse tree unmounted by hand (fusermount3 -u) is resumed by start and stopped by stop', async (t) => {
+    if (!needRoot(t) || !needFuse(t)) return;
+    const user = await makeUser(t);
+    const { tree, model } = await userTree(user);
+    await user.sqOk('init', 't', '--dir', tree);
+    // Two images, so a view of them is mounted too (three FUSE mounts under the overlay).
+    await user.sqOk('start', 't');
+    await both(user, tree, model, 'echo first > first.txt');
+    await user.sqOk('stop', 't');
+    const byHand = async (): Promise<void> => {
+      const u = await user.sh(`fusermount3 -u '${tree}'`);
+      assert.equal(u.status, 0, u.stderr);
+    };
+    // With a pending change: start mounts the overlay again on what is left, with the change.
+    await user.sqOk('start', 't');
+    await both(user, tree, model, 'echo pending > pending.txt');
+    await byHand();
+    const commit = await user.sq('commit', 't');
+    assert.equal(commit.status, 1);
+    assert.match(commit.stderr, /squashtree start t/, 'commit names the way out');
+    const resumed = await user.sq('start', 't');
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr + resumed.stdout, /resum/);
+    await sameAsUser(user, model, tree, 'resumed after fusermount3 -u');
+    await user.sqOk('commit', 't');
+    // stop after it: the change is committed on the way, and nothing is left mounted.
+    await both(user, tree, model, 'echo more > more.txt');
+    await byHand();
+    const stopped = await user.sq('stop', 't');
+    assert.equal(stopped.status, 0, stopped.stderr);
+    assert.deepEqual(user.mounts(), [], 'stop unmounts what the hand left');
+    // Nothing pending: stop just takes down what is left.
+    await user.sqOk('start', 't');
+    await byHand();
+    const bare = await user.sq('stop', 't');
+    assert.equal(bare.status, 0, bare.stderr);
+    assert.deepEqual(user.mounts(), [], 'and with nothing pending too');
+    await user.sqOk('start', 't');
+    await sameAsUser(user, model, tree, 'every change kept');
+    await user.sqOk('stop', 't');
+    assert.deepEqual(user.mounts(), []);
   });
 
   it('falls back to the readonly engine and refuses to commit', async (t) => {

@@ -87,16 +87,50 @@ export async function assertClean(sb: Sandbox, store: string, what: string): Pro
     [],
     `${what}: mounts left`,
   );
-  assert.deepEqual(
-    loopsFor(sb.dir).filter((l) => !l.includes('/storefs.img')),
-    [],
-    `${what}: loops left`,
-  );
+  const loops = loopsFor(sb.dir).filter((l) => !l.includes('/storefs.img'));
+  assert.deepEqual(loops, [], `${what}: loops left${await loopHolders(loops)}`);
   assert.deepEqual(
     (await fsp.readdir(store)).filter((n) => n.startsWith('.')),
     [],
     `${what}: temp files left in the store`,
   );
+}
+
+/**
+ * Who still mounts the devices of these `losetup -a` lines, in any mount
+ * namespace: a loop left attached is often a copy of a mount in a namespace
+ * another program made meanwhile (unshare copies every mount), not a leak.
+ */
+export async function loopHolders(lines: readonly string[]): Promise<string> {
+  const out: string[] = [];
+  const ownNs = await fsp.readlink('/proc/self/ns/mnt');
+  for (const l of lines) {
+    const dev = /^\/dev\/(loop\d+):/.exec(l)?.[1];
+    if (!dev) continue;
+    const majmin = (await fsp.readFile(`/sys/block/${dev}/dev`, 'utf8').catch(() => '')).trim();
+    if (!majmin) continue;
+    for (const pid of await fsp.readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const info = await fsp.readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
+      if (!info.split('\n').some((m) => m.split(' ')[2] === majmin)) continue;
+      const ns = await fsp.readlink(`/proc/${pid}/ns/mnt`).catch(() => '?');
+      if (ns === ownNs) continue;
+      const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
+        .replaceAll('\0', ' ')
+        .slice(0, 120);
+      out.push(`/dev/${dev} is mounted in mount namespace ${ns} of pid ${pid} (${cmd})`);
+      break;
+    }
+  }
+  if (lines.length > 0 && out.length === 0) {
+    // A namespace no process is in, kept by a bind of its nsfs file (as test/helpers/user.ts does).
+    const kept = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .filter((m) => / - nsfs /.test(m) && /mnt:\[/.test(m))
+      .map((m) => m.split(' ')[4] ?? '');
+    if (kept.length > 0) out.push(`mount namespaces kept by nsfs binds: ${kept.join(', ')}`);
+  }
+  return out.length > 0 ? ` (${out.join('; ')})` : '';
 }
 
 /** No "internal error" and no JavaScript stack frames in a CLI's output. */
@@ -114,13 +148,19 @@ export interface Running {
 }
 
 /** Start the CLI as a child that the test can signal; detached gives it its own process group. */
-export function spawnCli(sb: Sandbox, args: readonly string[], detached = false): Running {
+export function spawnCli(
+  sb: Sandbox,
+  args: readonly string[],
+  detached = false,
+  env: NodeJS.ProcessEnv = {},
+): Running {
   const child = spawn(
     process.execPath,
     [BIN, '--config', sb.config, '--state-dir', sb.state, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached,
+      env: { ...process.env, ...env },
     },
   );
   let stdout = '';

@@ -69,6 +69,33 @@ export interface UserOptions {
   devFuseMode?: number;
 }
 
+/**
+ * A new mount namespace starts with a copy of every mount there is, other
+ * tests' image mounts below the temp dir too, and a copy keeps the image's
+ * loop device attached after that test unmounted it, until this namespace
+ * goes: such a test would then find a loop left behind. The copies are of
+ * no use here, so they go at once (lazily, deepest first; only here).
+ */
+function dropForeignMounts(inNs: (cmd: string, args: string[]) => string, base: string): void {
+  const tmp = tmpdir();
+  const points = inNs('cat', ['/proc/self/mountinfo'])
+    .split('\n')
+    .map((l) =>
+      (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+        String.fromCharCode(parseInt(o, 8)),
+      ),
+    )
+    .filter((p) => p.startsWith(`${tmp}/`) && p !== base && !p.startsWith(`${base}/`))
+    .reverse();
+  for (const p of points) {
+    try {
+      inNs('umount', ['-l', p]);
+    } catch {
+      // gone with its parent already
+    }
+  }
+}
+
 export async function makeUser(t: TestContext, opts: UserOptions = {}): Promise<TestUser> {
   const base = await fsp.mkdtemp(join(tmpdir(), 'st-user-'));
   await fsp.chmod(base, 0o755);
@@ -130,6 +157,7 @@ export async function makeUser(t: TestContext, opts: UserOptions = {}): Promise<
   await fsp.writeFile(nsFile, '');
   execFileSync('unshare', [`--mount=${nsFile}`, '--propagation', 'private', 'true']);
   nsReady = true;
+  dropForeignMounts(inNs, base);
   const fuse = join(base, 'fuse');
   execFileSync('mknod', ['-m', (opts.devFuseMode ?? 0o666).toString(8), fuse, 'c', '10', '229']);
   inNs('mount', ['--bind', fuse, '/dev/fuse']);

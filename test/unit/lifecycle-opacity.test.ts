@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { buildTree } from '../helpers/tree.js';
 import { byPath, walkSync } from '../../src/fs/walk.js';
-import { isOpaque, readMergedNlinks } from '../../src/lifecycle/opacity.js';
+import { dirNames, isOpaque, readMergedNlinks } from '../../src/lifecycle/opacity.js';
 
 async function overlay(t: TestContext): Promise<{ lower: string; upper: string; merged: string }> {
   const sb = await sandbox(t, 'st-opacity-');
@@ -52,7 +52,7 @@ describe('opacity', () => {
     const opaque = async (rel: string, view: Parameters<typeof isOpaque>[3]) => {
       const e = map.get(rel);
       assert.ok(e);
-      return isOpaque(e, lower, map, view);
+      return isOpaque(e, dirNames(lower, rel), map, view);
     };
     for (const view of [{ root: merged, nlinks }, { root: merged }]) {
       assert.equal(await opaque('merged', view), false);
@@ -68,7 +68,7 @@ describe('opacity', () => {
     const opaque = (rel: string) => {
       const e = map.get(rel);
       assert.ok(e);
-      return isOpaque(e, lower, map, { root: merged });
+      return isOpaque(e, dirNames(lower, rel), map, { root: merged });
     };
     assert.equal(await opaque('merged'), false);
     assert.equal(await opaque('replaced'), true);

@@ -41,8 +41,13 @@ export function renderCompact(r: CompactResult): string {
 }
 
 export function renderStop(r: StopResult): string {
-  if (!r.wasMounted) return `${r.tree}: not mounted`;
-  const parts = [`${r.tree}: stopped${r.lazy ? ' (lazily detached)' : ''}`];
+  if (!r.wasMounted)
+    return r.leftovers
+      ? `${r.tree}: not mounted; took down what an earlier mount left (${r.leftovers.length} mount(s))`
+      : `${r.tree}: not mounted`;
+  const parts = [
+    `${r.tree}: stopped${r.lazy ? ' (lazily detached)' : ''}${r.resumed ? ' (its overlay had been unmounted: mounted again with its pending changes first)' : ''}`,
+  ];
   const bare = (line: string): string => line.replace(`${r.tree}: `, '');
   if (r.commit) parts.push(`  ${bare(renderCommit(r.commit))}`);
   if (r.onStop !== 'commit')
