@@ -1,19 +1,22 @@
 /**
  * Extended attributes of the files of a directory being packed. Node has
- * no API for them, so one python3 process per pack lists them: it is given
- * every path (bytes, NUL-separated) on stdin and answers with every
- * attribute of each, names and values as bytes, without following
- * symlinks.
+ * no API for them. Two readers, both without following symlinks:
  *
- * Chosen over @napi-rs/xattr 1.0.3 (measured here, Node 20): it takes paths
- * and names as JavaScript strings, so a name that is not UTF-8 cannot be
- * passed at all (its l*xattr calls on /proc/self/fd/N read the magic link
- * itself, not the file), and one attribute name that is not UTF-8 makes
- * its listing fail; it would also put a native binary per platform into
- * the package. Without python3 the pack is refused (SquashfsWriteError
- * 'unsupported'), so the caller uses mksquashfs instead.
+ *   - @napi-rs/xattr (prebuilt N-API binaries; 2.7 us a path measured
+ *     here), for every path and name that is UTF-8: it takes both as
+ *     JavaScript strings, and one attribute name that is not UTF-8 makes its
+ *     listing fail;
+ *   - python3, run once per pack for the paths the first cannot take (or
+ *     all, where its binary does not load): given the paths as bytes on
+ *     stdin, it answers with names and values as bytes. Its start-up costs
+ *     60-120 ms here, which is most of packing a small layer, so it is the
+ *     fallback, not the rule.
+ *
+ * With neither, the pack is refused (SquashfsWriteError 'unsupported') and
+ * the caller uses mksquashfs.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { SquashfsWriteError } from './errors.js';
 import type { Xattr } from './xattr-read.js';
 
@@ -40,8 +43,75 @@ for p in sys.stdin.buffer.read().split(b'\\0')[:-1]:
 sys.stdout.buffer.write(b''.join(out))
 `;
 
-/** The xattrs of each path (absolute, as bytes), in the order given. */
-export async function listXattrs(paths: readonly Buffer[]): Promise<Xattr[][]> {
+interface NativeXattr {
+  listAttributesSync(path: string): string[];
+  getAttributeSync(path: string, name: string): Buffer | null;
+}
+
+let native: NativeXattr | null | undefined;
+
+function loadNative(): NativeXattr | null {
+  if (native === undefined) {
+    try {
+      // Required at run time (a native binary cannot be bundled; see scripts/bundle.mjs).
+      native = createRequire(import.meta.url)('@napi-rs/xattr') as NativeXattr;
+    } catch {
+      native = null;
+    }
+  }
+  return native;
+}
+
+export interface XattrListOptions {
+  /** false: python3 for every path (tests of the fallback). */
+  native?: boolean;
+}
+
+/** The xattrs of each path (as bytes), in the order given. */
+export async function listXattrs(
+  paths: readonly Buffer[],
+  opts: XattrListOptions = {},
+): Promise<Xattr[][]> {
+  const lib = opts.native === false ? null : loadNative();
+  const res: Xattr[][] = [];
+  const rest: number[] = [];
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i] ?? Buffer.alloc(0);
+    const text = p.toString('utf8');
+    const xs = lib && Buffer.from(text, 'utf8').equals(p) ? nativeList(lib, text) : null;
+    if (xs) res.push(xs);
+    else {
+      res.push([]);
+      rest.push(i);
+    }
+  }
+  if (rest.length > 0) {
+    const got = await pythonList(rest.map((i) => paths[i] ?? Buffer.alloc(0)));
+    rest.forEach((i, k) => {
+      res[i] = got[k] ?? [];
+    });
+  }
+  return res;
+}
+
+/** A path's xattrs through the binary; null when it cannot say (a name not UTF-8, an error). */
+function nativeList(lib: NativeXattr, path: string): Xattr[] | null {
+  try {
+    const names = lib.listAttributesSync(path);
+    const out: Xattr[] = [];
+    for (const n of names) {
+      const value = lib.getAttributeSync(path, n);
+      // Gone between the two calls: python3 reports it as it finds it.
+      if (value === null) return null;
+      out.push({ name: Buffer.from(n, 'utf8'), value: Buffer.from(value) });
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+async function pythonList(paths: readonly Buffer[]): Promise<Xattr[][]> {
   const child = spawn('python3', ['-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
