@@ -109,7 +109,7 @@ const TREE: Spec = {
   'bin\xff\xfe\x01': 'binary name\n',
   'new\nline': 'newline\n',
   '-rf': 'dash\n',
-  [`${'n'.repeat(255)}`]: 'long name\n',
+  ['n'.repeat(255)]: 'long name\n',
   'sp ace': { dir: { 'é-utf8': 'utf-8 name\n' } },
   big: { dir: many(3000) },
   deep: { dir: { a: { dir: { b: { dir: { c: { dir: { d: 'deep\n' } } } } } } } },
