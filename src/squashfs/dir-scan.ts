@@ -47,6 +47,7 @@ export interface DirScan {
 }
 
 const SLASH = Buffer.from('/');
+const OPAQUE = Buffer.from('trusted.overlay.opaque');
 
 function kindOf(st: Stats): InodeKind | null {
   switch (st.mode & constants.S_IFMT) {
@@ -129,8 +130,15 @@ function fail(path: Buffer, e: unknown): never {
   );
 }
 
-/** Read the directory `root` (which must be one, not a symlink to one). */
-export async function scanDirectory(root: string | Buffer): Promise<DirScan> {
+/**
+ * Read the directory `root` (which must be one, not a symlink to one).
+ * Only the xattrs `keepXattr` keeps are read (and trusted.overlay.opaque,
+ * which says what the directory hides).
+ */
+export async function scanDirectory(
+  root: string | Buffer,
+  keepXattr: (name: Buffer) => boolean = () => true,
+): Promise<DirScan> {
   const base = Buffer.isBuffer(root) ? root : Buffer.from(root);
   let st: Stats;
   try {
@@ -185,7 +193,7 @@ export async function scanDirectory(root: string | Buffer): Promise<DirScan> {
     // Reversed onto the stack, so the first subdirectory is read next.
     for (let k = dirs.length - 1; k >= 0; k--) stack.push(dirs[k] ?? 0);
   }
-  const xattrs = await listXattrs(paths);
+  const xattrs = await listXattrs(paths, { want: (n) => keepXattr(n) || n.equals(OPAQUE) });
   entries.forEach((e, i) => {
     e.xattrs = xattrs[i] ?? [];
   });

@@ -56,6 +56,8 @@ export interface FreshLayer {
   files: FreshFiles;
   /** Bytes of its regular files (how much to compress). */
   bytes: number;
+  /** Its threads, started while the directory is planned (the writer closes them). */
+  pool?: Promise<PackPool>;
 }
 
 export class MergeWriter {
@@ -115,10 +117,11 @@ export class MergeWriter {
       if (placement.blocks.length > 0 || plan.freshFiles.length > 0) {
         let bytes = this.fresh?.bytes ?? 0;
         for (const b of placement.blocks) for (const e of b.tails) bytes += plan.tailLength[e] ?? 0;
-        const pool = await PackPool.open(
-          { name: s.compression, options: fields, blockSize: s.blockSize },
-          PackPool.threadsFor(bytes, this.opts.threads),
-        );
+        const pool = await (this.fresh?.pool ??
+          PackPool.open(
+            { name: s.compression, options: fields, blockSize: s.blockSize },
+            PackPool.threadsFor(bytes, this.opts.threads),
+          ));
         threads = pool.threads;
         try {
           packed = await writePackedData(

@@ -26,6 +26,7 @@ import { dropOverlayXattrs } from './merge.js';
 import type { MergeImagesOptions, MergeImagesResult } from './merge-options.js';
 import { MergeWriter, type FreshLayer, type OutputSettings } from './merge-writer.js';
 import { FileOutput, type ImageOutput } from './output.js';
+import { PackPool } from './pack-pool.js';
 import { buildSkeleton, compressorId } from './skeleton.js';
 import { ImageTables } from './tables.js';
 import { checkAgainstPlan } from './plan-check.js';
@@ -81,6 +82,7 @@ export async function writeImage(
   const imageInputs = inputs.filter((x): x is MergeInput => !isDir(x));
   const out = typeof output === 'string' ? new FileOutput(output) : output;
   const images: SquashfsImage[] = [];
+  let pool: Promise<PackPool> | undefined;
   try {
     for (const p of imageInputs) {
       images.push(
@@ -94,7 +96,17 @@ export async function writeImage(
     let fresh: FreshLayer | null = null;
     const dir = dirs[0];
     if (dir) {
-      const scan = await scanDirectory(dir.dir);
+      const scan = await scanDirectory(dir.dir, opts.keepXattr ?? dropOverlayXattrs);
+      // Threads start while the directory is planned: they are ready when its data is.
+      pool = PackPool.open(
+        {
+          name: settings.compression,
+          options: settings.options?.fields ?? {},
+          blockSize: settings.blockSize,
+        },
+        PackPool.threadsFor(scan.fileBytes, opts.threads),
+      );
+      pool.catch(() => undefined);
       const skeleton = buildSkeleton(scan, settings.compression, settings.blockSize);
       const img = await SquashfsImage.fromBuffer(skeleton.bytes);
       images.push(img);
@@ -120,6 +132,12 @@ export async function writeImage(
     }
     return result;
   } finally {
+    // The writer closes the pool it used; this one never reached it when something failed first.
+    if (pool)
+      await pool.then(
+        (p) => p.close(),
+        () => undefined,
+      );
     for (const img of images) await img.close();
   }
 }

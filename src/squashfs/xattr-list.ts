@@ -65,6 +65,8 @@ function loadNative(): NativeXattr | null {
 export interface XattrListOptions {
   /** false: python3 for every path (tests of the fallback). */
   native?: boolean;
+  /** The names whose values are wanted (default all): the others are not read. */
+  want?: (name: Buffer) => boolean;
 }
 
 /** The xattrs of each path (as bytes), in the order given. */
@@ -73,12 +75,13 @@ export async function listXattrs(
   opts: XattrListOptions = {},
 ): Promise<Xattr[][]> {
   const lib = opts.native === false ? null : loadNative();
+  const want = opts.want ?? ((): boolean => true);
   const res: Xattr[][] = [];
   const rest: number[] = [];
   for (let i = 0; i < paths.length; i++) {
     const p = paths[i] ?? Buffer.alloc(0);
     const text = p.toString('utf8');
-    const xs = lib && Buffer.from(text, 'utf8').equals(p) ? nativeList(lib, text) : null;
+    const xs = lib && Buffer.from(text, 'utf8').equals(p) ? nativeList(lib, text, want) : null;
     if (xs) res.push(xs);
     else {
       res.push([]);
@@ -88,22 +91,28 @@ export async function listXattrs(
   if (rest.length > 0) {
     const got = await pythonList(rest.map((i) => paths[i] ?? Buffer.alloc(0)));
     rest.forEach((i, k) => {
-      res[i] = got[k] ?? [];
+      res[i] = (got[k] ?? []).filter((x) => want(x.name));
     });
   }
   return res;
 }
 
 /** A path's xattrs through the binary; null when it cannot say (a name not UTF-8, an error). */
-function nativeList(lib: NativeXattr, path: string): Xattr[] | null {
+function nativeList(
+  lib: NativeXattr,
+  path: string,
+  want: (name: Buffer) => boolean,
+): Xattr[] | null {
   try {
     const names = lib.listAttributesSync(path);
     const out: Xattr[] = [];
     for (const n of names) {
+      const name = Buffer.from(n, 'utf8');
+      if (!want(name)) continue;
       const value = lib.getAttributeSync(path, n);
       // Gone between the two calls: python3 reports it as it finds it.
       if (value === null) return null;
-      out.push({ name: Buffer.from(n, 'utf8'), value: Buffer.from(value) });
+      out.push({ name, value: Buffer.from(value) });
     }
     return out;
   } catch {
