@@ -42,8 +42,7 @@ export { BufferSource, FileSource, type ByteSource } from './source.js';
  * upper in layer form into a layer; `writeImage([base, layer, { dir }],
  * out)` writes a new base from the images and a captured upper, copying
  * the images' blocks and compressing the directory's files on worker
- * threads. A compressor without an encoder here (lzo, lzma; xz with blocks
- * over 64 KiB), or no python3 to read xattrs, is SquashfsWriteError
+ * threads. A compressor without an encoder here (lzo, lzma), or no python3 to read xattrs, is SquashfsWriteError
  * 'unsupported': pack with mksquashfs then. See DirectoryInput.
  */
 export {

@@ -10,6 +10,7 @@ import type { CompressorOptions } from './compressor-options.js';
 import {
   dataBlockLimit,
   dataCompressor,
+  mergeBlockLimit,
   metadataCompressor,
   prepareEncoders,
   type MetadataCompressor,
@@ -78,7 +79,7 @@ export class MergeWriter {
     await prepareEncoders(s.compression);
     const comp = metadataCompressor(s.compression, fields);
     const canPack = dataCompressor(s.compression, fields) !== null;
-    if (this.fresh && (!canPack || (s.compression === 'xz' && s.blockSize > 65536))) {
+    if (this.fresh && !canPack) {
       throw new SquashfsWriteError(
         'unsupported',
         `no encoder for ${s.compression} data blocks of ${s.blockSize} bytes in this package: pack the directory with mksquashfs`,
@@ -119,7 +120,12 @@ export class MergeWriter {
         for (const b of placement.blocks) for (const e of b.tails) bytes += plan.tailLength[e] ?? 0;
         const pool = await (this.fresh?.pool ??
           PackPool.open(
-            { name: s.compression, options: fields, blockSize: s.blockSize },
+            {
+              name: s.compression,
+              options: fields,
+              blockSize: s.blockSize,
+              largest: this.fresh ? Infinity : mergeBlockLimit(s.compression),
+            },
             PackPool.threadsFor(bytes, this.opts.threads),
           ));
         threads = pool.threads;

@@ -180,20 +180,18 @@ describe(
       });
     }
 
-    it('xz: blocks of 64 KiB packed, larger ones refused (mksquashfs then)', async (t) => {
+    it('xz, with blocks of 64 KiB and of 128 KiB (two LZMA2 chunks each); lzo refused (mksquashfs then)', async (t) => {
       const dir = await tmp(t);
       const src = join(dir, 'src');
       await makeTree(src);
-      mksquashfs(src, join(dir, 'mk.sqfs'), 'xz', ['-b', '65536']);
-      const mine = await pack(src, 'xz', { blockSize: 65536 });
-      assert.deepEqual(
-        await describeImage(mine),
-        await describeImage(await fsp.readFile(join(dir, 'mk.sqfs'))),
-      );
-      await assert.rejects(
-        writeImage([{ dir: src }], new BufferOutput(), { compression: { name: 'xz' } }),
-        (e: unknown) => e instanceof SquashfsWriteError && e.code === 'unsupported',
-      );
+      for (const blockSize of [65536, 131072]) {
+        mksquashfs(src, join(dir, `mk${blockSize}.sqfs`), 'xz', ['-b', String(blockSize)]);
+        const mine = await pack(src, 'xz', { blockSize });
+        assert.deepEqual(
+          await describeImage(mine),
+          await describeImage(await fsp.readFile(join(dir, `mk${blockSize}.sqfs`))),
+        );
+      }
       await assert.rejects(
         writeImage([{ dir: src }], new BufferOutput(), { compression: { name: 'lzo' } }),
         (e: unknown) => e instanceof SquashfsWriteError && e.code === 'unsupported',
