@@ -116,6 +116,7 @@ export async function writeImage(
         layer: tables.length - 1,
         files: filesOf(scan, skeleton.entryOf),
         bytes: scan.fileBytes,
+        pool,
       };
     }
     let result: MergeImagesResult;
