@@ -61,6 +61,9 @@ export interface FreshLayer {
   pool?: Promise<PackPool>;
 }
 
+/** Repacked tails worth threads in a merge of images (see PackPool.threadsFor). */
+const MERGE_THREADS_FLOOR = 64 << 20;
+
 export class MergeWriter {
   private readonly keepXattr: (name: Buffer) => boolean;
 
@@ -126,7 +129,11 @@ export class MergeWriter {
               blockSize: s.blockSize,
               largest: this.fresh ? Infinity : mergeBlockLimit(s.compression),
             },
-            PackPool.threadsFor(bytes, this.opts.threads),
+            PackPool.threadsFor(
+              bytes,
+              this.opts.threads,
+              this.fresh ? 4 << 20 : MERGE_THREADS_FLOOR,
+            ),
           ));
         threads = pool.threads;
         try {
