@@ -4,9 +4,11 @@
 // and hooks and timers start squashtree often.
 import { build } from 'esbuild';
 
-await build({
-  entryPoints: [new URL('../src/cli/main.ts', import.meta.url).pathname],
-  outfile: new URL('../dist/squashtree.mjs', import.meta.url).pathname,
+// The SquashFS packer's worker threads load a script of their own: bundled
+// beside the CLI, and named to the bundle through a define (pack-pool.ts).
+const WORKER = 'squashtree-pack-worker.mjs';
+
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -33,4 +35,16 @@ await build({
     // zstd-codec's WebAssembly loader (Emscripten) reads __dirname under Node.
     js: "import { createRequire as __squashtreeRequire } from 'node:module'; import { fileURLToPath as __squashtreePath } from 'node:url'; const require = __squashtreeRequire(import.meta.url); const __filename = __squashtreePath(import.meta.url); const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
   },
+  define: { __SQUASHTREE_PACK_WORKER__: JSON.stringify(`./${WORKER}`) },
+};
+
+await build({
+  ...common,
+  entryPoints: [new URL('../src/cli/main.ts', import.meta.url).pathname],
+  outfile: new URL('../dist/squashtree.mjs', import.meta.url).pathname,
+});
+await build({
+  ...common,
+  entryPoints: [new URL('../src/squashfs/pack-worker.ts', import.meta.url).pathname],
+  outfile: new URL(`../dist/${WORKER}`, import.meta.url).pathname,
 });

@@ -213,6 +213,25 @@ export function metadataCompressor(
 export function dataCompressor(
   name: CompressorName,
   options: Readonly<Record<string, number>> = {},
+  largest = Infinity,
+): ((block: Buffer) => Buffer | null) | null {
+  const encode = blockEncoder(name, options);
+  if (!encode || largest === Infinity) return encode;
+  return (block) => (block.length > largest ? null : encode(block));
+}
+
+/**
+ * The largest block a merge of images alone compresses (larger ones are
+ * stored as is): for xz one LZMA2 chunk, as squashtree-merge/1 decided
+ * before the encoder took more; a packed directory's blocks take any size.
+ */
+export function mergeBlockLimit(name: CompressorName): number {
+  return name === 'xz' ? XZ_BLOCK_LIMIT : Infinity;
+}
+
+function blockEncoder(
+  name: CompressorName,
+  options: Readonly<Record<string, number>>,
 ): ((block: Buffer) => Buffer | null) | null {
   switch (name) {
     case 'gzip': {
@@ -236,9 +255,10 @@ export function dataCompressor(
       };
     }
     case 'xz':
-      // One LZMA2 chunk: the writer makes xz data blocks of at most 64 KiB (DATA_BLOCK_LIMIT).
+      // Repacked fragment blocks are cut at 64 KiB (one LZMA2 chunk, dataBlockLimit); a packed
+      // file's blocks take one chunk per 64 KiB.
       return (block) => {
-        if (block.length === 0 || block.length > XZ_BLOCK_LIMIT) return null;
+        if (block.length === 0) return null;
         try {
           const out = xzEncode(block);
           return out.length < block.length ? out : null;

@@ -2,10 +2,8 @@
  * The data region of the new image: every range of data blocks and every
  * fragment block kept whole, copied verbatim from its image in image order
  * (so a compaction costs about a copy), with a map from each image's old
- * positions to the new ones; then the new fragment blocks that hold the
- * repacked tails (see fragment-plan.ts), compressed and appended.
+ * positions to the new ones. What is compressed anew follows (pack-data.ts).
  */
-import { SquashfsFormatError } from './errors.js';
 import { ExtentMap } from './extents.js';
 import type { FragmentPlacement } from './fragment-plan.js';
 import type { Plan } from './plan.js';
@@ -81,84 +79,4 @@ export async function copyData(
     b.writeUInt32LE(e.word, 8);
   }
   return { maps, fragEntries, copied: pos - start, end: pos };
-}
-
-/**
- * The new fragment blocks, in order, at `at`: each the repacked tails it
- * holds, back to back, compressed where that is smaller. Their entries in
- * fragEntries are filled in; returns where the data region now ends.
- */
-export async function writeNewFragments(
-  plan: Plan,
-  placement: FragmentPlacement,
-  pack: (blocks: Buffer[]) => Promise<(Buffer | null)[]>,
-  out: ImageOutput,
-  at: number,
-  fragEntries: Buffer[],
-  signal?: AbortSignal,
-): Promise<number> {
-  const tables = plan.tables;
-  // Decoded source blocks, kept until their last repacked tail is taken.
-  const uses = new Map<string, number>();
-  const tailOf = (e: number): { layer: number; frag: number; offset: number; len: number } => ({
-    layer: plan.layer[e] ?? 0,
-    frag: plan.frag[e] ?? -1,
-    offset: plan.fragOffset[e] ?? 0,
-    len: plan.tailLength[e] ?? 0,
-  });
-  for (const b of placement.blocks) {
-    for (const e of b.tails) {
-      const x = tailOf(e);
-      const k = `${x.layer}:${x.frag}`;
-      uses.set(k, (uses.get(k) ?? 0) + 1);
-    }
-  }
-  const decoded = new Map<string, Buffer>();
-  let pos = at;
-  // Blocks go to the encoder in batches, so several compress at once and memory stays bounded.
-  const BATCH = 16;
-  for (let i = 0; i < placement.blocks.length; i += BATCH) {
-    signal?.throwIfAborted();
-    const raws: Buffer[] = [];
-    const batch = placement.blocks.slice(i, i + BATCH);
-    for (const b of batch) {
-      const parts: Buffer[] = [];
-      for (const e of b.tails) {
-        const x = tailOf(e);
-        const k = `${x.layer}:${x.frag}`;
-        const t = tables[x.layer];
-        if (!t) continue;
-        let block = decoded.get(k);
-        if (!block) {
-          block = await t.image.fragmentData(x.frag);
-          decoded.set(k, block);
-        }
-        if (x.offset + x.len > block.length) {
-          throw new SquashfsFormatError(
-            'fragment block',
-            `a tail of ${x.len} bytes at ${x.offset} lies outside fragment ${x.frag} of image ${x.layer}`,
-            -1,
-          );
-        }
-        parts.push(block.subarray(x.offset, x.offset + x.len));
-        const left = (uses.get(k) ?? 1) - 1;
-        uses.set(k, left);
-        if (left === 0) decoded.delete(k);
-      }
-      raws.push(Buffer.concat(parts));
-    }
-    const packed = await pack(raws);
-    for (let j = 0; j < raws.length; j++) {
-      const raw = raws[j] ?? Buffer.alloc(0);
-      const p = packed[j] ?? null;
-      const body = p ?? raw;
-      await out.write(body, pos);
-      const e = fragEntries[batch[j]?.newIndex ?? -1];
-      if (!e) throw new Error('internal error: a new fragment block has no table entry');
-      e.writeBigUInt64LE(BigInt(pos), 0);
-      e.writeUInt32LE(body.length | (p ? 0 : 1 << 24), 8);
-      pos += body.length;
-    }
-  }
-  return pos;
 }

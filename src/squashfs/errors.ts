@@ -85,7 +85,11 @@ export type SquashfsWriteErrorCode =
   /** Too much of what would be copied belongs to files no longer in the view (recompress instead). */
   | 'wasteful'
   /** The image written does not read back as planned. */
-  | 'verify';
+  | 'verify'
+  /** Something this writer cannot make (no encoder for the compressor, no xattr reader): use mksquashfs. */
+  | 'unsupported'
+  /** A file of a directory being packed changed while it was read. */
+  | 'input-changed';
 
 /** The writer cannot make (or made a wrong) image from these inputs. */
 export class SquashfsWriteError extends Error {

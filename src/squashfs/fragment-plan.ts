@@ -109,6 +109,7 @@ export function placeFragments(
     const cache = new RoundRobin(KERNEL_FRAGMENT_CACHE);
     const misses = new Map<number, number>();
     for (const e of plan.tails) {
+      if (plan.isFresh(e)) continue;
       const k = keyOf(e);
       if (repack.has(k)) continue;
       if (cache.touch(k)) misses.set(k, (misses.get(k) ?? 0) + 1);
@@ -161,7 +162,8 @@ export function placeFragments(
     const frag = plan.frag[e] ?? 0;
     const len = plan.tailLength[e] ?? 0;
     const k = key(layer, frag);
-    if (!repack.has(k)) {
+    const fresh = plan.isFresh(e);
+    if (!fresh && !repack.has(k)) {
       cache.touch(k);
       const index = keptIndex[layer];
       if (index && !index.has(frag)) {
@@ -171,8 +173,8 @@ export function placeFragments(
       continue;
     }
     // The same tail named by two inodes (mksquashfs finds duplicates) is stored once.
-    const same = `${k}:${plan.fragOffset[e] ?? 0}:${len}`;
-    const at = placed.get(same);
+    const same = fresh ? '' : `${k}:${plan.fragOffset[e] ?? 0}:${len}`;
+    const at = fresh ? undefined : placed.get(same);
     if (at !== undefined) {
       newFragment[e] = newFragment[at] ?? -1;
       newOffset[e] = newOffset[at] ?? 0;
@@ -189,7 +191,7 @@ export function placeFragments(
     newOffset[e] = openBytes;
     open.tails.push(e);
     openBytes += len;
-    placed.set(same, e);
+    if (!fresh) placed.set(same, e);
   }
   return {
     count,

@@ -34,11 +34,25 @@ export {
 export { FLAGS, type Superblock } from './superblock.js';
 export { COMPRESSORS, type CompressorName } from './decompress.js';
 export { BufferSource, FileSource, type ByteSource } from './source.js';
+/**
+ * The writer: writeMergedImage merges images (compaction: blocks copied,
+ * metadata written anew); writeImage also takes a directory at the top of
+ * the stack (the packer): `writeImage([{ dir }], out, { keepWhiteouts:
+ * true, compression: { name: 'gzip' }, verify: true })` packs a staged
+ * upper in layer form into a layer; `writeImage([base, layer, { dir }],
+ * out)` writes a new base from the images and a captured upper, copying
+ * the images' blocks and compressing the directory's files on worker
+ * threads. A compressor without an encoder here (lzo, lzma), or no python3 to read xattrs, is SquashfsWriteError
+ * 'unsupported': pack with mksquashfs then. See DirectoryInput.
+ */
 export {
+  writeImage,
   writeMergedImage,
+  type DirectoryInput,
   type MergeImagesOptions,
   type MergeImagesResult,
   type MergeInput,
+  type StackInput,
 } from './writer.js';
 export { BufferOutput, FileOutput, type ImageOutput } from './output.js';
 export { verifyMergedImage, type VerifyMergeResult } from './verify-merge.js';

@@ -35,6 +35,9 @@ export interface FileFields {
   offset: number;
   nlink: number;
   xattr: number | null;
+  /** A packed file's: bytes in holes, and its block size words (else the source inode's). */
+  sparse?: number;
+  words?: Buffer;
 }
 
 /** Where an inode comes from: its image's decoded inode table and id table (the layer names it in errors). */
@@ -147,12 +150,14 @@ export class InodeWriter {
 
   /** A file; its block size words are copied from the source inode. */
   file(inode: InodeView, src: InodeSource, number: number, f: FileFields): number {
-    const words = inode.varPos;
-    const wordsEnd = words + 4 * inode.blockCount;
+    const list = f.words ?? src.data;
+    const words = f.words ? 0 : inode.varPos;
+    const wordsEnd = f.words ? f.words.length : words + 4 * inode.blockCount;
+    const sparse = f.sparse ?? inode.sparse;
     const basic =
       f.xattr === null &&
       f.nlink === 1 &&
-      inode.sparse === 0 &&
+      sparse === 0 &&
       f.start <= ABSENT32 &&
       inode.size <= ABSENT32;
     if (basic) {
@@ -161,17 +166,17 @@ export class InodeWriter {
       b.writeUInt32LE(f.fragment, 20);
       b.writeUInt32LE(f.offset, 24);
       b.writeUInt32LE(inode.size, 28);
-      return this.put(number, 32, src.data, words, wordsEnd);
+      return this.put(number, 32, list, words, wordsEnd);
     }
     const b = this.header(9, inode, src, number, 40);
     b.writeBigUInt64LE(BigInt(f.start), 16);
     b.writeBigUInt64LE(BigInt(inode.size), 24);
-    b.writeBigUInt64LE(BigInt(inode.sparse), 32);
+    b.writeBigUInt64LE(BigInt(sparse), 32);
     b.writeUInt32LE(f.nlink, 40);
     b.writeUInt32LE(f.fragment, 44);
     b.writeUInt32LE(f.offset, 48);
     b.writeUInt32LE(f.xattr ?? ABSENT32, 52);
-    return this.put(number, 56, src.data, words, wordsEnd);
+    return this.put(number, 56, list, words, wordsEnd);
   }
 
   /** Symlinks, devices, fifos and sockets. */

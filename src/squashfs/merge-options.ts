@@ -1,4 +1,5 @@
-/** What writeMergedImage takes and returns. */
+/** What writeMergedImage and writeImage take and return. */
+import type { CompressorName } from './decompress.js';
 
 /** What the check of a written image compared. */
 export interface PlanCheckResult {
@@ -29,6 +30,19 @@ export interface MergeImagesOptions {
    * recompression.
    */
   maxWaste?: number;
+  /**
+   * Threads that compress (new fragment blocks, a packed directory's
+   * files); default: one per core when there are megabytes to compress,
+   * none (the calling thread) for less. The bytes are the same either way.
+   */
+  threads?: number;
+  /**
+   * For a directory alone (no image below it): the compressor, its level
+   * (default mksquashfs's: gzip 9, zstd 15) and the block size (default
+   * 128 KiB). With images, they come from the images (and must match when
+   * given).
+   */
+  compression?: { name: CompressorName; level?: number; blockSize?: number };
 }
 
 export interface MergeImagesResult {
@@ -48,6 +62,11 @@ export interface MergeImagesResult {
   repackedFragments: number;
   /** False when metadata is stored uncompressed (no encoder for the compressor). */
   metadataCompressed: boolean;
+  /** Files of a packed directory (their data read and compressed), and the bytes read. */
+  packedFiles: number;
+  packedBytes: number;
+  /** Threads that compressed (0: the calling thread). */
+  threads: number;
   /** With verify: what was compared. */
   verified?: PlanCheckResult;
 }

@@ -29,6 +29,8 @@ interface Frame {
 
 export interface PlanOptions {
   keepWhiteouts: boolean;
+  /** The layer that is a directory being packed (skeleton.ts), if any. */
+  freshLayer?: number;
   signal?: AbortSignal;
 }
 
@@ -51,6 +53,7 @@ class Planner {
     private readonly opts: PlanOptions,
   ) {
     this.plan = new Plan(tables);
+    this.plan.freshLayer = opts.freshLayer ?? -1;
     this.seen = tables.map(() => new Set<number>());
   }
 
@@ -146,6 +149,10 @@ class Planner {
     plan.inodes++;
     if (v.basic !== 2) return;
     plan.files++;
+    if (layer === plan.freshLayer) {
+      this.freshFile(c, v);
+      return;
+    }
     const t = this.tables[layer];
     if (!t) return;
     const stored = storedBytes(t, v);
@@ -164,6 +171,24 @@ class Planner {
     plan.frag[c] = v.fragment;
     plan.fragOffset[c] = v.fragmentOffset;
     plan.tailLength[c] = len;
+    plan.tails.push(c);
+  }
+
+  /**
+   * A file of the directory being packed: a file smaller than a block goes
+   * whole into a fragment, a larger one into blocks only (mksquashfs's
+   * default, without -always-use-fragments).
+   */
+  private freshFile(c: number, v: InodeView): void {
+    const plan = this.plan;
+    plan.freshIndex[c] = plan.freshFiles.length;
+    plan.freshFiles.push(c);
+    plan.freshNumbers.push(v.number);
+    const bs = this.tables[plan.freshLayer]?.image.superblock.blockSize ?? 0;
+    if (v.size === 0 || v.size >= bs) return;
+    plan.frag[c] = -1;
+    plan.fragOffset[c] = 0;
+    plan.tailLength[c] = v.size;
     plan.tails.push(c);
   }
 

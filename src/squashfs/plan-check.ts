@@ -18,6 +18,7 @@ import type { PlanCheckResult } from './merge-options.js';
 import type { WrittenMerge } from './merge-writer.js';
 import type { ByteSource } from './source.js';
 import { ImageTables } from './tables.js';
+import { crc32 } from './pack-jobs.js';
 
 const CHUNK = 1 << 20;
 const noContext = (): string => '';
@@ -193,6 +194,10 @@ class Checker {
     const db = this.out.inodeTable.data;
     switch (a.basic) {
       case 2: {
+        if (p.isFresh(e)) {
+          this.samePacked(e, a, b);
+          break;
+        }
         if (a.size !== b.size || a.sparse !== b.sparse) this.fail(e, 'size');
         const n = 4 * a.blockCount;
         if (n > 0 && da.compare(db, b.varPos, b.varPos + n, a.varPos, a.varPos + n) !== 0) {
@@ -236,6 +241,29 @@ class Checker {
     return a.xattr >= 0 || b.xattr >= 0;
   }
 
+  /** A packed file: what the output says against what the writer compressed for it. */
+  private samePacked(e: number, a: InodeView, b: InodeView): void {
+    const f = this.w.packed?.files.get(e);
+    if (a.size !== b.size) this.fail(e, 'size');
+    if (b.sparse !== (f?.sparse ?? 0)) this.fail(e, 'sparse bytes');
+    const words = f?.words ?? Buffer.alloc(0);
+    const db = this.out.inodeTable.data;
+    if (
+      4 * b.blockCount !== words.length ||
+      words.compare(db, b.varPos, b.varPos + words.length) !== 0
+    ) {
+      this.fail(e, 'block list');
+    }
+    let stored = 0;
+    for (let i = 0; i < words.length; i += 4) stored += words.readUInt32LE(i) & 0xffffff;
+    if (stored > 0 && b.start !== f?.start) this.fail(e, 'block start');
+    const placed = this.w.placement.newFragment[e] ?? -1;
+    if (b.fragment !== placed) this.fail(e, 'fragment');
+    if (placed >= 0 && b.fragmentOffset !== (this.w.placement.newOffset[e] ?? 0)) {
+      this.fail(e, 'fragment offset');
+    }
+  }
+
   private async sameXattrs(e: number, ref: number): Promise<void> {
     const p = this.w.plan;
     const t = p.tables[p.layer[e] ?? 0];
@@ -248,6 +276,23 @@ class Checker {
     const written = this.out.inode(ref);
     const got = written.xattrIndex === null ? [] : await this.out.image.xattrs(written);
     if (!sameXattrs(kept, got)) this.fail(e, 'xattrs');
+  }
+
+  /** Every block of the packed files, read back through the reader (so decompressed), against its crc32 when read. */
+  private async packedBlocks(): Promise<void> {
+    const packed = this.w.packed;
+    if (!packed) return;
+    for (const [e, f] of packed.files) {
+      this.signal?.throwIfAborted();
+      const inode = await this.out.image.inode(this.refs[e] ?? 0);
+      let i = 0;
+      for await (const chunk of this.out.image.readFile(inode)) {
+        if (i >= f.crcs.length || crc32(chunk) !== f.crcs[i]) this.fail(e, `data (block ${i})`);
+        this.bytes += chunk.length;
+        i++;
+      }
+      if (i !== f.crcs.length) this.fail(e, 'data (block count)');
+    }
   }
 
   /** Copied ranges byte for byte; kept fragment blocks where the table says; repacked tails by content. */
@@ -284,9 +329,22 @@ class Checker {
         );
       }
     }
+    await this.packedBlocks();
     for (const blk of this.w.placement.blocks) {
       const got = await this.out.image.fragmentData(blk.newIndex);
       for (const e of blk.tails) {
+        if (p.isFresh(e)) {
+          const at = this.w.placement.newOffset[e] ?? 0;
+          const len = p.tailLength[e] ?? 0;
+          if (
+            at + len > got.length ||
+            crc32(got.subarray(at, at + len)) !== this.w.packed?.tailCrc.get(e)
+          ) {
+            this.fail(e, 'data (packed tail)');
+          }
+          this.bytes += len;
+          continue;
+        }
         const t = p.tables[p.layer[e] ?? 0];
         if (!t) continue;
         const src = await t.image.fragmentData(p.frag[e] ?? 0);

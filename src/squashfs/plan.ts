@@ -46,6 +46,16 @@ export class Plan {
   inodes = 0;
   files = 0;
   dirs = 0;
+  /**
+   * The layer that is a directory being packed (its files' data is read
+   * and compressed, not copied; see skeleton.ts), or -1.
+   */
+  freshLayer = -1;
+  /** That layer's files the view shows (first names only), in walk order, and their skeleton inode numbers. */
+  freshFiles: number[] = [];
+  freshNumbers: number[] = [];
+  /** Per entry: its index in freshFiles, or -1. */
+  freshIndex = new Int32Array(0);
 
   constructor(readonly tables: readonly ImageTables[]) {
     this.ranges = tables.map(() => []);
@@ -75,6 +85,7 @@ export class Plan {
     this.frag = re(this.frag, (k) => new Int32Array(k));
     this.fragOffset = re(this.fragOffset, (k) => new Uint32Array(k));
     this.tailLength = re(this.tailLength, (k) => new Uint32Array(k));
+    this.freshIndex = re(this.freshIndex, (k) => new Int32Array(k));
   }
 
   add(layer: number, ipos: number, iref: number, npos: number, nlen: number, type: number): number {
@@ -87,6 +98,7 @@ export class Plan {
     this.nlen[i] = nlen;
     this.type[i] = type;
     this.linkOf[i] = -1;
+    this.freshIndex[i] = -1;
     return i;
   }
 
@@ -95,6 +107,11 @@ export class Plan {
     const d = this.tables[this.layer[i] ?? 0]?.directoryTable.data ?? Buffer.alloc(0);
     const p = this.npos[i] ?? 0;
     return d.subarray(p, p + (this.nlen[i] ?? 0));
+  }
+
+  /** An entry whose data comes from the directory being packed. */
+  isFresh(i: number): boolean {
+    return (this.freshIndex[i] ?? -1) >= 0;
   }
 
   isDir(i: number): boolean {

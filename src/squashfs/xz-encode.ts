@@ -1,10 +1,10 @@
 /**
- * A small LZMA2/xz encoder for the writer's 8 KiB metadata blocks: greedy
- * matching (hash chains), plain matches only (no repeat-distance tricks),
- * one LZMA2 chunk in a single-block xz stream with a CRC32 check, as the
+ * A small LZMA2/xz encoder for the writer's metadata blocks, repacked
+ * fragment blocks and packed files' blocks: greedy matching (hash chains),
+ * plain matches only (no repeat-distance tricks), one LZMA2 chunk per
+ * 64 KiB of input in a single-block xz stream with a CRC32 check, as the
  * kernel's and squashfs-tools' xz decoders read. No Node package encodes
- * xz without native code; this keeps xz images' metadata compressed when
- * compaction copies their data blocks. The format is the one in the xz
+ * xz without native code on Node 20. The format is the one in the xz
  * file-format and LZMA specifications; every block the writer makes is
  * also read back by the independent xz-embedded decoder when the image is
  * verified.
@@ -175,8 +175,12 @@ class LzmaEncoder {
   private readonly head = new Int32Array(1 << HASH_BITS);
   private prev = new Int32Array(1 << 13);
 
-  /** Raw LZMA data for src (one LZMA2 chunk's worth, no end marker): a view valid until the next call. */
-  encode(src: Uint8Array): Uint8Array {
+  /**
+   * Raw LZMA data for src, one range-coded run per `chunk` bytes of input
+   * (LZMA2 chunks: the model and the dictionary go on from one to the next,
+   * the range coder starts anew), no end marker. Each run is a copy.
+   */
+  encode(src: Uint8Array, chunk = 65536): Uint8Array[] {
     const { rc, isMatch, isRep, literal, posSlot, special, align, len, head } = this;
     rc.reset();
     for (const p of [isMatch, isRep, literal, posSlot, special, align]) p.fill(1024);
@@ -200,15 +204,24 @@ class LzmaEncoder {
       prev[i] = head[h] ?? -1;
       head[h] = i;
     };
+    const runs: Uint8Array[] = [];
     let pos = 0;
+    let end = Math.min(n, chunk);
     while (pos < n) {
+      if (pos === end) {
+        rc.flush();
+        runs.push(rc.out.slice(0, rc.length));
+        rc.reset();
+        end = Math.min(n, end + chunk);
+      }
       const posState = pos & POS_MASK;
       // Longest match among the last CHAIN candidates.
       let bestLen = 0;
       let bestDist = 0;
       if (pos + MIN_MATCH <= n) {
         let cand = head[hashAt(pos)] ?? -1;
-        const limit = Math.min(MAX_MATCH, n - pos);
+        // A match ends inside its chunk.
+        const limit = Math.min(MAX_MATCH, end - pos);
         for (let k = 0; k < CHAIN && cand >= 0; k++) {
           let l = 0;
           while (l < limit && src[cand + l] === src[pos + l]) l++;
@@ -271,29 +284,47 @@ class LzmaEncoder {
       pos++;
     }
     rc.flush();
-    return rc.out.subarray(0, rc.length);
+    runs.push(rc.out.slice(0, rc.length));
+    return runs;
   }
 }
 
 const encoder = new LzmaEncoder();
 
-/** An xz stream (CRC32 check, one block, one LZMA2 chunk) holding src (at most 64 KiB). */
+/** LZMA2 chunks are at most 64 KiB of input here (and must pack into at most 64 KiB). */
+const CHUNK = 65536;
+/** The largest input: SquashFS's largest block. */
+const MAX_INPUT = 1 << 20;
+
+/**
+ * An xz stream (CRC32 check, one block) holding src (1 byte to 1 MiB): one
+ * LZMA2 chunk per 64 KiB of input, the first resetting the dictionary and
+ * setting the properties, the others going on from it. Throws when a chunk
+ * does not pack into 64 KiB (the caller stores the block as is).
+ */
 export function xzEncode(src: Buffer): Buffer {
-  const lz = encoder.encode(src);
-  if (src.length === 0 || src.length > 65536 || lz.length > 65536) {
-    throw new Error('xzEncode takes 1 byte to 64 KiB that compress to at most 64 KiB');
+  if (src.length === 0 || src.length > MAX_INPUT) {
+    throw new Error('xzEncode takes 1 byte to 1 MiB');
   }
+  const runs = encoder.encode(src, CHUNK);
   // Dictionary size byte: the smallest power-of-two-ish size holding src.
   let dictByte = 0;
   while ((2 | (dictByte & 1)) << ((dictByte >>> 1) + 11) < src.length) dictByte++;
-  const head = Buffer.from([
-    0xe0 | ((src.length - 1) >>> 16),
-    ((src.length - 1) >>> 8) & 0xff,
-    (src.length - 1) & 0xff,
-    ((lz.length - 1) >>> 8) & 0xff,
-    (lz.length - 1) & 0xff,
-    PROPS,
-  ]);
+  const chunks: Buffer[] = [];
+  runs.forEach((lz, k) => {
+    const unpacked = Math.min(CHUNK, src.length - k * CHUNK);
+    if (lz.length > CHUNK) throw new Error('an LZMA2 chunk packs into more than 64 KiB');
+    // 0xe0: dictionary reset, new properties; 0x80: no reset, the same model goes on.
+    const head = [
+      (k === 0 ? 0xe0 : 0x80) | ((unpacked - 1) >>> 16),
+      ((unpacked - 1) >>> 8) & 0xff,
+      (unpacked - 1) & 0xff,
+      ((lz.length - 1) >>> 8) & 0xff,
+      (lz.length - 1) & 0xff,
+    ];
+    if (k === 0) head.push(PROPS);
+    chunks.push(Buffer.from(head), Buffer.from(lz.buffer, lz.byteOffset, lz.length));
+  });
   const parts: Buffer[] = [];
   const streamFlags = Buffer.from([0x00, 0x01]);
   const u32 = (v: number): Buffer => {
@@ -308,7 +339,7 @@ export function xzEncode(src: Buffer): Buffer {
   );
   const blockHeader = Buffer.from([2, 0x00, 0x21, 0x01, dictByte, 0, 0, 0]);
   parts.push(blockHeader, u32(crc32(blockHeader)));
-  const data = Buffer.concat([head, lz, Buffer.from([0x00])]);
+  const data = Buffer.concat([...chunks, Buffer.from([0x00])]);
   parts.push(data);
   const pad = (4 - (data.length % 4)) % 4;
   parts.push(Buffer.alloc(pad), u32(crc32(src)));

@@ -74,6 +74,24 @@ describe('metadata compressors', () => {
     assert.ok(r.stdout.equals(text));
   });
 
+  it('xz blocks over 64 KiB are several LZMA2 chunks that both decoders read back', async () => {
+    const dec = makeDecompressor('xz');
+    // Matches that reach back across chunks, incompressible stretches, sizes off the chunk size.
+    const parts = samples();
+    const big = Buffer.concat([...parts, ...parts, Buffer.from('tail '.repeat(3000))]);
+    for (const n of [65537, 131072, 200_001, 1 << 20]) {
+      const s = Buffer.alloc(n);
+      for (let i = 0; i < n; i += big.length) big.copy(s, i, 0, Math.min(big.length, n - i));
+      const c = xzEncode(s);
+      assert.ok((await dec.decompress(c, n)).equals(s), `${n} bytes`);
+      const r = spawnSync('xz', ['-dc'], { input: c, maxBuffer: 4 << 20 });
+      if (r.error) continue; // no xz(1) here
+      assert.equal(r.status, 0, r.stderr.toString());
+      assert.ok(r.stdout.equals(s), `${n} bytes through xz(1)`);
+    }
+    assert.throws(() => xzEncode(Buffer.alloc((1 << 20) + 1)));
+  });
+
   it('lz4 blocks decode to their input and keep the end rules', () => {
     const table = new Int32Array(4096);
     const dst = Buffer.alloc(8192 + 128);

@@ -5,7 +5,9 @@
  * (kernelWalkCost: the kernel's 8-block metadata and 3-block fragment
  * caches, round-robin). A compacted base (a base and a one-day layer
  * merged) and a rewrite of a fresh image must cost no more than a fresh
- * mksquashfs image for find | xargs stat, ls -lR and tar. Runs as any user:
+ * mksquashfs image for find | xargs stat, ls -lR and tar, and so must the
+ * packer's image of the same directory and a new base written from a
+ * base image and a directory. Runs as any user:
  * mksquashfs packs the trees, whiteouts are pseudo character devices, the
  * writer writes into memory.
  */
@@ -16,7 +18,12 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applySync, generateRepo } from '../../src/corpus/portage.js';
-import { BufferOutput, SquashfsImage, writeMergedImage } from '../../src/squashfs/index.js';
+import {
+  BufferOutput,
+  SquashfsImage,
+  writeImage,
+  writeMergedImage,
+} from '../../src/squashfs/index.js';
 import { kernelWalkCost, type WalkCost } from '../../src/squashfs/locality.js';
 import { layerOf } from '../helpers/layer-dir.js';
 
@@ -30,6 +37,15 @@ function sh(cmd: string, args: string[]): void {
 function pack(src: string, out: string, pseudo: string[] = []): void {
   const p = pseudo.flatMap((d) => ['-p', d]);
   sh('mksquashfs', [src, out, '-noappend', '-quiet', '-no-progress', ...p]);
+}
+
+/** The pseudo definitions' whiteouts as character devices 0/0 in the layer dir (any user may make them). */
+async function mknodWhiteouts(layer: string, pseudo: readonly string[]): Promise<void> {
+  for (const p of pseudo) {
+    const rel = p.split(' ')[0] ?? '';
+    await fsp.mkdir(join(layer, rel, '..'), { recursive: true });
+    sh('mknod', [join(layer, rel), 'c', '0', '0']);
+  }
 }
 
 async function tmp(t: TestContext): Promise<string> {
@@ -103,7 +119,7 @@ describe(
   { skip: !haveTools && 'needs squashfs-tools' },
   () => {
     for (const shape of ['portage', 'big directories'] as const) {
-      it(`a compacted base and a rewrite cost a cold walk no more than mksquashfs's image (${shape})`, async (t) => {
+      it(`a compacted base, a rewrite, a packed directory and a new base from one cost a cold walk no more than mksquashfs's image (${shape})`, async (t) => {
         const dir = await tmp(t);
         const a = join(dir, 'a');
         const b = join(dir, 'b');
@@ -142,6 +158,21 @@ describe(
         const rewritten = new BufferOutput();
         await writeMergedImage([join(dir, 'b.sqfs')], rewritten, { verify: true });
         assertNoWorse(await cost(rewritten.bytes), fresh, 'the rewrite');
+
+        // The packer: the tree packed from its directory, and a new base from a's image and the layer.
+        const packed = new BufferOutput();
+        await writeImage([{ dir: b }], packed, { verify: true, compression: { name: 'gzip' } });
+        assertNoWorse(await cost(packed.bytes), fresh, 'the packed directory');
+        const rebased = new BufferOutput();
+        await mknodWhiteouts(join(dir, 'layer'), whiteouts);
+        await writeImage([join(dir, 'a.sqfs'), { dir: join(dir, 'layer') }], rebased, {
+          verify: true,
+        });
+        assertNoWorse(
+          await cost(rebased.bytes),
+          fresh,
+          'the new base from an image and a directory',
+        );
       });
     }
   },
