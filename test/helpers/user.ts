@@ -78,14 +78,26 @@ export interface UserOptions {
  */
 function dropForeignMounts(inNs: (cmd: string, args: string[]) => string, base: string): void {
   const tmp = tmpdir();
+  // Any image or overlay mount copied in keeps its loop device attached while the
+  // namespace lives: other tests' and other runs' (a second test run, a benchmark).
+  const imageLike = /^(squashfs|overlay|erofs|fuse(\..*)?|fuseblk)$/;
   const points = inNs('cat', ['/proc/self/mountinfo'])
     .split('\n')
-    .map((l) =>
-      (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const path = (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
         String.fromCharCode(parseInt(o, 8)),
-      ),
+      );
+      const fstype = l.split(' - ')[1]?.split(' ')[0] ?? '';
+      return { path, fstype };
+    })
+    .filter(
+      ({ path, fstype }) =>
+        (path.startsWith(`${tmp}/`) || imageLike.test(fstype)) &&
+        path !== base &&
+        !path.startsWith(`${base}/`),
     )
-    .filter((p) => p.startsWith(`${tmp}/`) && p !== base && !p.startsWith(`${base}/`))
+    .map(({ path }) => path)
     .reverse();
   for (const p of points) {
     try {
