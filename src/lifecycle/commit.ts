@@ -43,6 +43,7 @@ import { StackView } from './stack-view.js';
 import { teardownUnder } from './stack.js';
 import { pendingChanges, signature, snapshotOf } from './upper.js';
 import { makeWhiteouts } from './whiteouts.js';
+import { skipExcluded } from '../config/exclude.js';
 
 export type CommitMode = 'stacked' | 'full' | 'raw';
 
@@ -203,9 +204,7 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
     const plan = capture.selected;
     if (plan && !plan.any) return undefined;
     if (plan) await makeWhiteouts(stage, plan.whiteouts);
-    const skip = (rel: string): boolean =>
-      tree.exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
-    const layerEntries = await walk(stage, tree.exclude.length ? { skip } : {});
+    const layerEntries = await walk(stage, skipExcluded(tree.exclude));
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     const images = [...below, file];
