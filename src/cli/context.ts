@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { userPaths } from '../config/user-paths.js';
 import { missingConfig, type ConfigSource } from '../config/source.js';
 import { secureStore } from '../store/store.js';
+import { isRoot } from '../mount/engine.js';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
 
@@ -45,7 +46,7 @@ export interface CliContext {
 export function resolveGlobals(
   g: GlobalOptions,
   env: NodeJS.ProcessEnv = process.env,
-  root: boolean = process.geteuid?.() === 0,
+  root: boolean = isRoot(),
 ): CliContext {
   const userMode = Boolean(g.user) || !root;
   // User paths are worked out only when a default is needed (no --config, no --state-dir).

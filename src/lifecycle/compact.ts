@@ -29,6 +29,7 @@ import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
 import { resolveChain } from './chain.js';
 import { mountStack } from './stack.js';
 import { join } from 'node:path';
+import { isRoot } from '../mount/engine.js';
 
 export interface CompactResult {
   tree: string;
@@ -114,7 +115,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
         compression: settings.compression,
         blockSize: settings.blockSize,
         // Without root nothing can be mounted; the writer's own check still reads every entry and block.
-        verifyMount: process.geteuid?.() === 0 ? layout.verifyMount : null,
+        verifyMount: isRoot() ? layout.verifyMount : null,
         onProgress: (f) => {
           reporter.progress('compacting', f);
         },
