@@ -14,12 +14,12 @@ import { imageFacts } from '../image/check.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import {
   SquashfsImage,
-  SquashfsFormatError,
   SquashfsUnsupportedError,
   SquashfsWriteError,
   writeMergedImage,
   type MergeImagesResult,
 } from '../squashfs/index.js';
+import { damagedStackImage } from '../store/image-errors.js';
 import type { ImageRecord } from '../store/manifest.js';
 import { interruptSignal } from '../exec/run.js';
 import { fault } from './faults.js';
@@ -176,16 +176,5 @@ function asPublishError(e: unknown, req: MergeRequest): unknown {
       },
     );
   }
-  if (e instanceof SquashfsFormatError && !(e instanceof SquashfsUnsupportedError)) {
-    return new SquashtreeError(
-      'E_IMAGE_CORRUPT',
-      `an image of the stack is damaged: ${e.message}`,
-      {
-        path: req.store,
-        hint: 'squashtree verify names the image; roll back to a generation without it (squashtree rollback)',
-        cause: e,
-      },
-    );
-  }
-  return e;
+  return damagedStackImage(e, req.store) ?? e;
 }
