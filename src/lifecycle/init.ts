@@ -12,7 +12,6 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { restoreConfig, withTree, writeConfig, type TreeTable } from '../config/edit.js';
-import type { Config } from '../config/load.js';
 import { TREE_NAME, type TreeConfig } from '../config/schema.js';
 import { isWithin } from '../config/values.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
@@ -22,45 +21,15 @@ import { checkMetadata, imageFacts } from '../image/check.js';
 import { imageFileName, readManifest, writeManifest, type Manifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore } from '../store/store.js';
 import { acquireLock } from './lock.js';
-import { makeContext, packSettings, type Reporter } from './context.js';
+import { makeContext, packSettings } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
 import { fault } from './faults.js';
 import { adoptStore } from './init-adopt.js';
+import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
 import { packAndPublish, tempImagePath, verifyAgainst } from './publish.js';
 
-export interface InitRequest {
-  config: Config;
-  stateDir: string;
-  name: string;
-  /** Required for a new tree; for one the config names, it must be the configured dir. */
-  dir?: string;
-  fromImage?: string;
-  /** Keys to write into the new [tree.NAME] table besides dir. */
-  settings: TreeTable;
-  removeSource: boolean;
-  reporter: Reporter;
-  lockWaitSeconds: number;
-}
-
-export interface InitResult {
-  tree: string;
-  dir: string;
-  store: string;
-  config: string;
-  generation: number;
-  imageBytes: number;
-  files: number;
-  bytes: number;
-  adopted: boolean;
-  /** An existing store was taken over: nothing was packed. */
-  adoptedStore: boolean;
-  /** Images the current generation stacks. */
-  images: number;
-  removedSource: boolean;
-  reclaimedBytes: number;
-  durationMs: number;
-}
+export type { InitRequest, InitResult } from './init-request.js';
 
 export async function initTree(req: InitRequest): Promise<InitResult> {
   const t0 = performance.now();
