@@ -23,7 +23,7 @@ import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publ
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
-import { mergeRecipe } from '../store/manifest.js';
+import { appendGeneration, mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
 import { resolveChain } from './chain.js';
@@ -161,10 +161,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     files: cur.files ?? null,
     bytes: cur.bytes ?? null,
   };
-  m.images[file] = record;
-  m.generations.push(gen);
-  m.current = number;
-  m.lastGeneration = number;
+  appendGeneration(m, { [file]: record }, gen);
   await writeManifestOrUnpublish(tree.store, m, file);
   fault('compact:after-manifest');
   if (chain) {
