@@ -16,10 +16,10 @@ import { TREE_NAME, type TreeConfig } from '../config/schema.js';
 import { isWithin } from '../config/values.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
 import { SquashtreeError } from '../errors.js';
-import { publishFile } from '../fs/durable.js';
-import { checkMetadata, imageFacts } from '../image/check.js';
+import { checkMetadata } from '../image/check.js';
 import { imageFileName, readManifest, writeManifest, type Manifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore } from '../store/store.js';
+import { stageImage } from '../store/stage.js';
 import { acquireLock } from './lock.js';
 import { makeContext, packSettings } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
@@ -27,7 +27,7 @@ import { fault } from './faults.js';
 import { adoptStore } from './init-adopt.js';
 import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
-import { packAndPublish, tempImagePath, verifyAgainst } from './publish.js';
+import { packAndPublish, verifyAgainst } from './publish.js';
 
 export type { InitRequest, InitResult } from './init-request.js';
 
@@ -146,32 +146,23 @@ async function buildFirstImage(
     let bytes: number;
     if (req.fromImage) {
       req.reporter.step(`adopting ${req.fromImage}`);
-      const tmp = tempImagePath(tree.store);
-      try {
-        await copyIn(req.fromImage, tmp);
+      const image = { file, kind: 'base' as const, compression: 'unknown' as const, blockSize: 0 };
+      const fromImage = req.fromImage;
+      ({
+        record,
+        result: { files, bytes },
+      } = await stageImage(tree.store, image, async (tmp) => {
+        await copyIn(fromImage, tmp);
         await checkMetadata(tmp);
-        ({ files, bytes } = await checkIsBase(tmp, ctx.layout.verifyMount));
+        const counts = await checkIsBase(tmp, ctx.layout.verifyMount);
         if (req.removeSource) {
           req.reporter.step(`comparing the image with ${dir} before removing it`);
           await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude, (f) => {
             req.reporter.progress('verifying', f);
           });
         }
-        const facts = await imageFacts(tmp);
-        await publishFile(tmp, join(tree.store, file));
-        record = {
-          file,
-          kind: 'base' as const,
-          bytes: facts.bytes,
-          sha256: facts.sha256,
-          compression: 'unknown' as const,
-          blockSize: 0,
-          created: new Date().toISOString(),
-        };
-      } catch (e) {
-        await fsp.rm(tmp, { force: true });
-        throw e;
-      }
+        return { result: counts };
+      }));
     } else {
       req.reporter.step(`packing ${dir} (${tree.compression})`);
       const published = await packAndPublish({

@@ -10,7 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
@@ -21,7 +21,7 @@ import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
 import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
-import { TEMP_PREFIX } from '../store/store.js';
+import { tempImagePath } from '../store/stage.js';
 import type { ImageRecord } from '../store/manifest.js';
 import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
 import { interruptSignal } from '../exec/run.js';
@@ -68,10 +68,6 @@ export interface PublishRequest {
 export interface Published {
   record: ImageRecord;
   compare: CompareResult;
-}
-
-export function tempImagePath(store: string): string {
-  return join(store, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}.sqfs`);
 }
 
 function requireMatch(result: CompareResult, image: string): CompareResult {
