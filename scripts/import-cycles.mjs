@@ -2,7 +2,7 @@
 // Import cycles in src/, found by madge: every cycle, marked "type-only"
 // when it vanishes once `import type` is left out (those cost nothing at
 // run time, but still tangle the layout). Fails on a cycle at run time;
-// with --strict, on any cycle.
+// with --strict (as `npm run cycles` runs it), on any cycle.
 // Usage: node scripts/import-cycles.mjs [--strict]
 import madge from 'madge';
 

@@ -3,49 +3,21 @@ import { DEFAULT_CONFIG_PATH, loadConfig, selectTrees, type Config } from '../co
 import { Tree } from '../lifecycle/tree.js';
 import { makeReporter } from './reporter.js';
 import { SquashtreeError } from '../errors.js';
-import type { CommandSpec } from './spec.js';
+import type { CliContext, GlobalOptions } from './spec.js';
 import { isAbsolute, resolve } from 'node:path';
 import { userPaths } from '../config/user-paths.js';
 import { missingConfig, type ConfigSource } from '../config/source.js';
 import { secureStore } from '../store/store.js';
+import { isRoot } from '../mount/engine.js';
 
 export const DEFAULT_STATE_DIR = '/run/squashtree';
 
-export interface GlobalOptions {
-  config?: string;
-  stateDir?: string;
-  json?: boolean;
-  quiet?: boolean;
-  wait?: string;
-  user?: boolean;
-}
-
-export interface CliContext {
-  configPath: string;
-  configSource: ConfigSource;
-  stateDir: string;
-  /** --user, or not root: XDG paths and the fuse engine. */
-  userMode: boolean;
-  /** Default parent of the trees' stores (user mode: under $XDG_DATA_HOME). */
-  storeRoot: string | undefined;
-  json: boolean;
-  quiet: boolean;
-  waitSeconds: number;
-  /** The config; a missing one given explicitly is E_CONFIG_MISSING unless `create` (init writes it). */
-  loadConfig(opts?: { create?: boolean }): Promise<Config>;
-  /**
-   * The named trees, or all configured ones. None named and none configured
-   * is E_NO_TREE (a script must not pass doing nothing), unless `allowNone`.
-   */
-  trees(names: readonly string[], opts?: { allowNone?: boolean }): Promise<Tree[]>;
-  /** Every command (for help-derived output: the man page, completions). */
-  commands?: readonly CommandSpec[];
-}
+export type { CliContext, GlobalOptions } from './spec.js';
 
 export function resolveGlobals(
   g: GlobalOptions,
   env: NodeJS.ProcessEnv = process.env,
-  root: boolean = process.geteuid?.() === 0,
+  root: boolean = isRoot(),
 ): CliContext {
   const userMode = Boolean(g.user) || !root;
   // User paths are worked out only when a default is needed (no --config, no --state-dir).

@@ -15,7 +15,7 @@ import { COMMANDS } from './commands/index.js';
 
 import { VERSION } from './version.js';
 import { showWithMan } from './pager.js';
-import { preferUserEngines } from '../mount/engine.js';
+import { isRoot, preferUserEngines } from '../mount/engine.js';
 
 export { VERSION };
 
@@ -135,7 +135,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const ctx = Object.assign(resolveGlobals(globals), { commands: COMMANDS });
     if (ctx.userMode) preferUserEngines();
     const needsRoot = typeof spec.root === 'function' ? spec.root(opts) : spec.root === true;
-    if (needsRoot && process.geteuid?.() !== 0 && !ctx.userMode) {
+    if (needsRoot && !isRoot() && !ctx.userMode) {
       throw new SquashtreeError(
         'E_NOT_ROOT',
         `${spec.name} needs root: it mounts filesystems and attaches loop devices`,

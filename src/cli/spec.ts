@@ -3,7 +3,41 @@
  * handler that returns data. Printing is done by the command's render
  * function (text) or by main (JSON), never by the handler.
  */
-import type { CliContext } from './context.js';
+import type { Config } from '../config/load.js';
+import type { ConfigSource } from '../config/source.js';
+import type { Tree } from '../lifecycle/tree.js';
+
+export interface GlobalOptions {
+  config?: string;
+  stateDir?: string;
+  json?: boolean;
+  quiet?: boolean;
+  wait?: string;
+  user?: boolean;
+}
+
+/** What a command runs with: the global options resolved (cli/context.ts resolveGlobals). */
+export interface CliContext {
+  configPath: string;
+  configSource: ConfigSource;
+  stateDir: string;
+  /** --user, or not root: XDG paths and the fuse engine. */
+  userMode: boolean;
+  /** Default parent of the trees' stores (user mode: under $XDG_DATA_HOME). */
+  storeRoot: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  waitSeconds: number;
+  /** The config; a missing one given explicitly is E_CONFIG_MISSING unless `create` (init writes it). */
+  loadConfig(opts?: { create?: boolean }): Promise<Config>;
+  /**
+   * The named trees, or all configured ones. None named and none configured
+   * is E_NO_TREE (a script must not pass doing nothing), unless `allowNone`.
+   */
+  trees(names: readonly string[], opts?: { allowNone?: boolean }): Promise<Tree[]>;
+  /** Every command (for help-derived output: the man page, completions). */
+  commands?: readonly CommandSpec[];
+}
 
 export interface OptionSpec {
   flags: string;

@@ -18,6 +18,7 @@ import {
   type GeneratedFile,
   type Invocation,
 } from './files.js';
+import { isExcluded } from '../config/exclude.js';
 
 export const HOOK_PATH = '/etc/portage/repo.postsync.d/squashtree';
 export const REPOS_CONF = '/etc/portage/repos.conf';
@@ -275,10 +276,7 @@ export async function portageAdvice(
       const p = make.get(v);
       if (!p) continue;
       const rel = normalize(p).slice(t.dir.length + 1);
-      if (
-        isWithin(normalize(p), t.dir) &&
-        !t.exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
-      ) {
+      if (isWithin(normalize(p), t.dir) && !isExcluded(rel, t.exclude)) {
         out.push({
           tree: t.name,
           problem: `${v}=${p} lies inside the tree: downloads would fill the upper and end up in images`,

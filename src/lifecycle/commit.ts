@@ -24,7 +24,12 @@ import { randomBytes } from 'node:crypto';
 import { SquashtreeError } from '../errors.js';
 import { interruptSignal } from '../exec/run.js';
 import { walk, type Entry } from '../fs/walk.js';
-import { imageFileName, type Generation, type Manifest } from '../store/manifest.js';
+import {
+  appendGeneration,
+  imageFileName,
+  type Generation,
+  type Manifest,
+} from '../store/manifest.js';
 import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
@@ -43,6 +48,7 @@ import { StackView } from './stack-view.js';
 import { teardownUnder } from './stack.js';
 import { pendingChanges, signature, snapshotOf } from './upper.js';
 import { makeWhiteouts } from './whiteouts.js';
+import { skipExcluded } from '../config/exclude.js';
 
 export type CommitMode = 'stacked' | 'full' | 'raw';
 
@@ -203,9 +209,7 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
     const plan = capture.selected;
     if (plan && !plan.any) return undefined;
     if (plan) await makeWhiteouts(stage, plan.whiteouts);
-    const skip = (rel: string): boolean =>
-      tree.exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
-    const layerEntries = await walk(stage, tree.exclude.length ? { skip } : {});
+    const layerEntries = await walk(stage, skipExcluded(tree.exclude));
     const number = m.lastGeneration + 1;
     const file = imageFileName(number, 'layer');
     const images = [...below, file];
@@ -265,10 +269,7 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
       files: plan && base.files !== null ? base.files + plan.filesDelta : null,
       bytes: plan && base.bytes !== null ? base.bytes + plan.bytesDelta : null,
     };
-    m.images[file] = published.record;
-    m.generations.push(gen);
-    m.current = number;
-    m.lastGeneration = number;
+    appendGeneration(m, { [file]: published.record }, gen);
     await writeManifestOrUnpublish(tree.store, m, file);
     fault('commit:after-manifest');
     await writeSession(layout.sessionFile, { ...session, committedGeneration: number });

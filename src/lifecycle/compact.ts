@@ -23,12 +23,13 @@ import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publ
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
-import { mergeRecipe } from '../store/manifest.js';
+import { appendGeneration, mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
 import { resolveChain } from './chain.js';
 import { mountStack } from './stack.js';
 import { join } from 'node:path';
+import { isRoot } from '../mount/engine.js';
 
 export interface CompactResult {
   tree: string;
@@ -114,7 +115,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
         compression: settings.compression,
         blockSize: settings.blockSize,
         // Without root nothing can be mounted; the writer's own check still reads every entry and block.
-        verifyMount: process.geteuid?.() === 0 ? layout.verifyMount : null,
+        verifyMount: isRoot() ? layout.verifyMount : null,
         onProgress: (f) => {
           reporter.progress('compacting', f);
         },
@@ -160,10 +161,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     files: cur.files ?? null,
     bytes: cur.bytes ?? null,
   };
-  m.images[file] = record;
-  m.generations.push(gen);
-  m.current = number;
-  m.lastGeneration = number;
+  appendGeneration(m, { [file]: record }, gen);
   await writeManifestOrUnpublish(tree.store, m, file);
   fault('compact:after-manifest');
   if (chain) {

@@ -15,7 +15,7 @@ import { ensureSecureDir } from '../fs/secure.js';
 import { currentGeneration, readManifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore, imagePath } from '../store/store.js';
 import { makeContext } from './context.js';
-import type { InitRequest, InitResult } from './init.js';
+import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir } from './init-source.js';
 import { checkImages } from './integrity.js';
 import { acquireLock } from './lock.js';

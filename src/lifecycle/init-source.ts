@@ -11,6 +11,8 @@ import { walk } from '../fs/walk.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { readMounts, topMountAt } from '../mount/mountinfo.js';
 import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
+import { holdsExcluded, isExcluded, skipExcluded } from '../config/exclude.js';
+import { isWhiteout } from './whiteouts.js';
 
 export async function checkDir(dir: string): Promise<void> {
   let st;
@@ -42,9 +44,8 @@ export async function checkDir(dir: string): Promise<void> {
  * adopted image's whiteout is, naming the path.
  */
 export async function refuseWhiteouts(dir: string, exclude: readonly string[]): Promise<void> {
-  const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
-  const entries = await walk(dir, exclude.length ? { skip } : {});
-  const wh = entries.find((e) => e.type === 'char' && e.rdev === 0);
+  const entries = await walk(dir, skipExcluded(exclude));
+  const wh = entries.find(isWhiteout);
   if (wh) {
     const path = `${dir}/${displayPath(wh.path)}`;
     throw new SquashtreeError(
@@ -67,7 +68,7 @@ export async function checkIsBase(
   await mountSquashfs(image, mountPoint);
   try {
     const entries = await walk(mountPoint);
-    const wh = entries.find((e) => e.type === 'char' && e.rdev === 0);
+    const wh = entries.find(isWhiteout);
     if (wh) {
       throw new SquashtreeError(
         'E_IMAGE_UNSAFE',
@@ -98,8 +99,8 @@ export async function copyIn(src: string, dest: string): Promise<void> {
 export async function removeSource(dir: string, exclude: readonly string[]): Promise<number> {
   let freed = 0;
   const keep = (rel: string): 'keep' | 'descend' | 'remove' => {
-    if (exclude.some((x) => rel === x || rel.startsWith(`${x}/`))) return 'keep';
-    if (exclude.some((x) => x.startsWith(`${rel}/`))) return 'descend';
+    if (isExcluded(rel, exclude)) return 'keep';
+    if (holdsExcluded(rel, exclude)) return 'descend';
     return 'remove';
   };
   const visit = async (rel: string): Promise<void> => {

@@ -12,55 +12,24 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { restoreConfig, withTree, writeConfig, type TreeTable } from '../config/edit.js';
-import type { Config } from '../config/load.js';
 import { TREE_NAME, type TreeConfig } from '../config/schema.js';
 import { isWithin } from '../config/values.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
 import { SquashtreeError } from '../errors.js';
-import { publishFile } from '../fs/durable.js';
-import { checkMetadata, imageFacts } from '../image/check.js';
+import { checkMetadata } from '../image/check.js';
 import { imageFileName, readManifest, writeManifest, type Manifest } from '../store/manifest.js';
 import { cleanupTemps, ensureStore } from '../store/store.js';
+import { stageImage } from '../store/stage.js';
 import { acquireLock } from './lock.js';
-import { makeContext, packSettings, type Reporter } from './context.js';
+import { makeContext, packSettings } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
 import { fault } from './faults.js';
 import { adoptStore } from './init-adopt.js';
+import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
-import { packAndPublish, tempImagePath, verifyAgainst } from './publish.js';
+import { packAndPublish, verifyAgainst } from './publish.js';
 
-export interface InitRequest {
-  config: Config;
-  stateDir: string;
-  name: string;
-  /** Required for a new tree; for one the config names, it must be the configured dir. */
-  dir?: string;
-  fromImage?: string;
-  /** Keys to write into the new [tree.NAME] table besides dir. */
-  settings: TreeTable;
-  removeSource: boolean;
-  reporter: Reporter;
-  lockWaitSeconds: number;
-}
-
-export interface InitResult {
-  tree: string;
-  dir: string;
-  store: string;
-  config: string;
-  generation: number;
-  imageBytes: number;
-  files: number;
-  bytes: number;
-  adopted: boolean;
-  /** An existing store was taken over: nothing was packed. */
-  adoptedStore: boolean;
-  /** Images the current generation stacks. */
-  images: number;
-  removedSource: boolean;
-  reclaimedBytes: number;
-  durationMs: number;
-}
+export type { InitRequest, InitResult } from './init-request.js';
 
 export async function initTree(req: InitRequest): Promise<InitResult> {
   const t0 = performance.now();
@@ -177,32 +146,23 @@ async function buildFirstImage(
     let bytes: number;
     if (req.fromImage) {
       req.reporter.step(`adopting ${req.fromImage}`);
-      const tmp = tempImagePath(tree.store);
-      try {
-        await copyIn(req.fromImage, tmp);
+      const image = { file, kind: 'base' as const, compression: 'unknown' as const, blockSize: 0 };
+      const fromImage = req.fromImage;
+      ({
+        record,
+        result: { files, bytes },
+      } = await stageImage(tree.store, image, async (tmp) => {
+        await copyIn(fromImage, tmp);
         await checkMetadata(tmp);
-        ({ files, bytes } = await checkIsBase(tmp, ctx.layout.verifyMount));
+        const counts = await checkIsBase(tmp, ctx.layout.verifyMount);
         if (req.removeSource) {
           req.reporter.step(`comparing the image with ${dir} before removing it`);
           await verifyAgainst(tmp, dir, ctx.layout.verifyMount, tree.exclude, (f) => {
             req.reporter.progress('verifying', f);
           });
         }
-        const facts = await imageFacts(tmp);
-        await publishFile(tmp, join(tree.store, file));
-        record = {
-          file,
-          kind: 'base' as const,
-          bytes: facts.bytes,
-          sha256: facts.sha256,
-          compression: 'unknown' as const,
-          blockSize: 0,
-          created: new Date().toISOString(),
-        };
-      } catch (e) {
-        await fsp.rm(tmp, { force: true });
-        throw e;
-      }
+        return { result: counts };
+      }));
     } else {
       req.reporter.step(`packing ${dir} (${tree.compression})`);
       const published = await packAndPublish({

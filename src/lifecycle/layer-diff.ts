@@ -4,23 +4,13 @@
  * no lock, no mount, no root (the store is world-readable).
  */
 import { SquashtreeError } from '../errors.js';
-import type { EntryType } from '../fs/walk.js';
 import { generation, readManifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
-import { ImageTables, SquashfsImage, diffTopLayer, type InodeKind } from '../squashfs/index.js';
+import { ImageTables, SquashfsImage, diffTopLayer } from '../squashfs/index.js';
 import type { Change } from './plan.js';
+import { TYPE_OF } from './stack-view.js';
 import type { TreeContext } from './context.js';
 import type { DiffResult } from './diff.js';
-
-const TYPES: Record<InodeKind, EntryType> = {
-  file: 'file',
-  dir: 'dir',
-  symlink: 'symlink',
-  chardev: 'char',
-  blockdev: 'block',
-  fifo: 'fifo',
-  socket: 'socket',
-};
 
 export async function diffGeneration(ctx: TreeContext, n: number): Promise<DiffResult> {
   const { tree } = ctx;
@@ -46,7 +36,7 @@ export async function diffGeneration(ctx: TreeContext, n: number): Promise<DiffR
     const changes: Change[] = (await diffTopLayer(tables)).map((c) => ({
       kind: c.kind,
       path: c.path.toString('latin1'),
-      type: TYPES[c.type],
+      type: TYPE_OF[c.type],
     }));
     return {
       tree: tree.name,

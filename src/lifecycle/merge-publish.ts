@@ -6,24 +6,22 @@
  * the kernel, fsynced, and only then renamed into place.
  */
 import { promises as fsp } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
-import { publishFile } from '../fs/durable.js';
-import { imageFacts } from '../image/check.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import {
   SquashfsImage,
-  SquashfsFormatError,
   SquashfsUnsupportedError,
   SquashfsWriteError,
   writeMergedImage,
   type MergeImagesResult,
 } from '../squashfs/index.js';
+import { damagedStackImage } from '../store/image-errors.js';
 import type { ImageRecord } from '../store/manifest.js';
+import { stageImage } from '../store/stage.js';
 import { interruptSignal } from '../exec/run.js';
 import { fault } from './faults.js';
-import { tempImagePath } from './publish.js';
 
 export interface MergeRequest {
   store: string;
@@ -98,8 +96,13 @@ export function isWriterRefusal(e: unknown): boolean {
 }
 
 export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished> {
-  const tmp = tempImagePath(req.store);
-  try {
+  const image = {
+    file: req.file,
+    kind: 'base' as const,
+    compression: req.compression,
+    blockSize: req.blockSize,
+  };
+  const { record, result: merge } = await stageImage(req.store, image, async (tmp) => {
     let merge: MergeImagesResult;
     try {
       merge = await writeMergedImage(req.inputs, tmp, {
@@ -122,24 +125,9 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
       req.onStep?.('mounting the new image once');
       await kernelMountCheck(tmp, req.verifyMount);
     }
-    const facts = await imageFacts(tmp);
-    await publishFile(tmp, join(req.store, req.file));
-    return {
-      record: {
-        file: req.file,
-        kind: 'base',
-        bytes: facts.bytes,
-        sha256: facts.sha256,
-        compression: req.compression,
-        blockSize: req.blockSize,
-        created: new Date().toISOString(),
-      },
-      merge,
-    };
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+    return { result: merge };
+  });
+  return { record, merge };
 }
 
 /** The kernel mounts the new image and lists its root: what every later start will need. */
@@ -176,16 +164,5 @@ function asPublishError(e: unknown, req: MergeRequest): unknown {
       },
     );
   }
-  if (e instanceof SquashfsFormatError && !(e instanceof SquashfsUnsupportedError)) {
-    return new SquashtreeError(
-      'E_IMAGE_CORRUPT',
-      `an image of the stack is damaged: ${e.message}`,
-      {
-        path: req.store,
-        hint: 'squashtree verify names the image; roll back to a generation without it (squashtree rollback)',
-        cause: e,
-      },
-    );
-  }
-  return e;
+  return damagedStackImage(e, req.store) ?? e;
 }

@@ -7,21 +7,14 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../exec/run.js';
 import { errnoCode } from '../errors.js';
-import { unmount } from '../mount/mount.js';
+import { mountBind, unmount } from '../mount/mount.js';
 import type { TreeContext, Reporter } from './context.js';
 
 export interface Passthrough {
   /** Path relative to the tree. */
   rel: string;
   holder: string;
-}
-
-async function bind(from: string, to: string): Promise<void> {
-  await run('mount', ['--bind', from, to]);
-  // nosuid,nodev as on every other mount of the tree.
-  await run('mount', ['-o', 'remount,bind,nosuid,nodev', to]);
 }
 
 /** Step 1, before the overlay: hold each excluded dir of the plain tree; make its mount point in the upper. */
@@ -47,7 +40,7 @@ export async function holdExcluded(ctx: TreeContext, reporter: Reporter): Promis
       }
       const holder = join(layout.passthrough, String(i));
       await fsp.mkdir(holder, { recursive: true, mode: 0o700 });
-      await bind(under, holder);
+      await mountBind(under, holder);
       held.push({ rel, holder });
       const point = join(layout.upperData, rel);
       await fsp.mkdir(point, { recursive: true, mode: 0o755 });
@@ -67,7 +60,7 @@ export async function attachExcluded(
   held: readonly Passthrough[],
 ): Promise<void> {
   for (const p of held) {
-    await bind(p.holder, join(ctx.tree.dir, p.rel));
+    await mountBind(p.holder, join(ctx.tree.dir, p.rel));
     await unmount(p.holder);
   }
 }

@@ -29,6 +29,7 @@ import { entrySize, type StackEntry, type StackView } from './stack-view.js';
 export type PlanStack = Pick<StackView, 'lookup' | 'names' | 'subtree' | 'stat'>;
 import { signature, signatureIdentity, type UpperSnapshot } from './upper.js';
 import { OPAQUE_MARKERS, isWhiteout } from './whiteouts.js';
+import { isExcluded } from '../config/exclude.js';
 
 export interface Change {
   kind: 'A' | 'M' | 'D';
@@ -99,8 +100,7 @@ function exists(root: string, rel: string): boolean {
 export async function planLayer(input: PlanInput): Promise<Plan> {
   const { entries, snapshot, stack, fuse, merged } = input;
   const exclude = input.exclude ?? [];
-  const excluded = (rel: string): boolean =>
-    exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
+  const excluded = (rel: string): boolean => isExcluded(rel, exclude);
   const upper = new Map(entries.map((e) => [e.path, e]));
   const changedEntry = (e: Entry): boolean =>
     snapshot === null || snapshot.get(e.path) !== signature(e);

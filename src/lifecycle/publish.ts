@@ -10,7 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
@@ -21,10 +21,11 @@ import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
 import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
-import { TEMP_PREFIX } from '../store/store.js';
+import { tempImagePath } from '../store/stage.js';
 import type { ImageRecord } from '../store/manifest.js';
 import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
 import { interruptSignal } from '../exec/run.js';
+import { skipExcluded } from '../config/exclude.js';
 
 export interface PublishRequest {
   source: string;
@@ -69,16 +70,6 @@ export interface Published {
   compare: CompareResult;
 }
 
-export function tempImagePath(store: string): string {
-  return join(store, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}.sqfs`);
-}
-
-function skipper(exclude: readonly string[]): ((rel: string) => boolean) | undefined {
-  return exclude.length
-    ? (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`))
-    : undefined;
-}
-
 function requireMatch(result: CompareResult, image: string): CompareResult {
   if (result.differences.length > 0) {
     const d = result.differences.map((x) => `${x.path}: ${x.what}`).join('\n');
@@ -106,10 +97,9 @@ export async function verifyAgainst(
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await mountSquashfs(image, mountPoint);
   try {
-    const skip = skipper(exclude);
     const result = await compareTrees(source, mountPoint, {
       contents: true,
-      ...(skip ? { skip } : {}),
+      ...skipExcluded(exclude),
       ...(onProgress ? { onProgress } : {}),
     });
     return requireMatch(result, image);
@@ -143,12 +133,11 @@ export async function verifyWithReader(
   let result: CompareResult;
   let facts: ImageFacts;
   try {
-    const skip = skipper(exclude);
     const opened = await openForCheck(image);
     facts = opened.facts;
     try {
       result = await matchImage(opened.img, source, {
-        ...(skip ? { skip } : {}),
+        ...skipExcluded(exclude),
         ...(opaque ? { opaque } : {}),
         ...(expected ? { expected } : {}),
       });

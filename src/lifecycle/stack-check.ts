@@ -18,6 +18,7 @@ import { metaDiff } from '../image/match.js';
 import { displayPath, joinRel } from '../fs/paths.js';
 import type { Plan } from './plan.js';
 import type { StackView } from './stack-view.js';
+import { isExcluded } from '../config/exclude.js';
 
 export async function checkStack(
   view: StackView,
@@ -32,7 +33,7 @@ export async function checkStack(
   };
   const keep = (dir: string, name: string): boolean => {
     const rel = joinRel(dir, name);
-    return !exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
+    return !isExcluded(rel, exclude);
   };
   for (const c of checks) {
     if (out.length >= limit) break;

@@ -13,11 +13,10 @@
 import type { EntryType } from '../fs/walk.js';
 import { joinRel, parentOf } from '../fs/paths.js';
 import { imagePath } from '../store/store.js';
+import { damagedStackImage } from '../store/image-errors.js';
 import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import {
-  SquashfsFormatError,
   SquashfsImage,
-  SquashfsUnsupportedError,
   isWhiteout,
   type DirEntry,
   type DirInode,
@@ -92,18 +91,7 @@ export class StackView {
           },
         );
       }
-      if (e instanceof SquashfsFormatError && !(e instanceof SquashfsUnsupportedError)) {
-        throw new SquashtreeError(
-          'E_IMAGE_CORRUPT',
-          `an image of the stack is damaged: ${e.message}`,
-          {
-            path: store,
-            hint: 'squashtree verify names it; roll back to a generation without it (squashtree rollback)',
-            cause: e,
-          },
-        );
-      }
-      throw e;
+      throw damagedStackImage(e, store) ?? e;
     }
   }
 

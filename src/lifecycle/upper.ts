@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { walk, type Entry } from '../fs/walk.js';
 import { SquashtreeError, errnoCode } from '../errors.js';
+import { skipExcluded } from '../config/exclude.js';
 
 export function signature(e: Entry): string {
   return [
@@ -82,10 +83,9 @@ export async function scanUpper(
   upperData: string,
   exclude: readonly string[] = [],
 ): Promise<Entry[]> {
-  const skip = (rel: string): boolean => exclude.some((x) => rel === x || rel.startsWith(`${x}/`));
   for (let attempt = 1; ; attempt++) {
     try {
-      return await walk(upperData, exclude.length ? { skip } : {});
+      return await walk(upperData, skipExcluded(exclude));
     } catch (e) {
       const code = errnoCode(e);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;

@@ -16,6 +16,7 @@ import { generation, readManifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
 import { SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { TreeContext } from './context.js';
+import { isRoot } from '../mount/engine.js';
 
 export interface ImageVerdict {
   file: string;
@@ -118,7 +119,7 @@ export async function verifyTree(ctx: TreeContext, gen?: number): Promise<Verify
       try {
         r = await readWithReader(path);
       } catch (e) {
-        if (!(e instanceof SquashfsUnsupportedError) || process.geteuid?.() !== 0) throw e;
+        if (!(e instanceof SquashfsUnsupportedError) || !isRoot()) throw e;
         method = 'mount';
         r = await readWithMount(path, layout.verifyMount);
       }

@@ -139,15 +139,27 @@ export async function mountOverlay(target: string, spec: OverlaySpec): Promise<v
   });
 }
 
-/** A read-only bind mount of `from` on `to` (root only: the kernel readonly engine's one image). */
-export async function mountBindReadonly(from: string, to: string): Promise<void> {
+/**
+ * A bind mount of `from` on `to`, nosuid,nodev as every mount of a tree
+ * (root only). The flags need a remount; if that fails the bind comes off.
+ */
+export async function mountBind(
+  from: string,
+  to: string,
+  opts: { readonly?: boolean } = {},
+): Promise<void> {
   await run('mount', ['--bind', from, to]);
   try {
-    await run('mount', ['-o', 'remount,bind,ro,nosuid,nodev', to]);
+    await run('mount', ['-o', `remount,bind,${opts.readonly ? 'ro,' : ''}nosuid,nodev`, to]);
   } catch (e) {
     await run('umount', [to]).catch(() => undefined);
     throw e;
   }
+}
+
+/** A read-only bind mount of `from` on `to` (the kernel readonly engine's one image). */
+export async function mountBindReadonly(from: string, to: string): Promise<void> {
+  await mountBind(from, to, { readonly: true });
 }
 
 export class BusyError extends SquashtreeError {}

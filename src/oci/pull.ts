@@ -31,6 +31,7 @@ import { stopLocked } from '../lifecycle/stop.js';
 import type { Tree } from '../lifecycle/tree.js';
 import type { RegistryClient } from './client.js';
 import {
+  appendGeneration,
   currentGeneration,
   writeManifest,
   type Generation,
@@ -282,22 +283,18 @@ async function pullWith(
     files: config.files,
     bytes: config.bytes,
   };
+  // A copy: the manifest read at the start stays as it was until the new one is written.
   const next: Manifest = m
-    ? {
-        ...m,
-        images: { ...m.images, ...records },
-        generations: [...m.generations, gen],
-        current: localGeneration,
-        lastGeneration: last,
-      }
+    ? { ...m, images: { ...m.images }, generations: [...m.generations] }
     : {
         format: 'squashtree-manifest/1',
         tree: tree.name,
         current: localGeneration,
         lastGeneration: last,
-        images: records,
-        generations: [gen],
+        images: {},
+        generations: [],
       };
+  appendGeneration(next, records, gen, last);
   await writeManifest(store, next);
   await writeOciState(store, stateRecord(where, digest, n, localGeneration));
   await removeDownloads(store);

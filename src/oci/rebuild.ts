@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import { interruptSignal, isInterrupted } from '../exec/run.js';
 import { sha256File } from '../fs/hash.js';
-import { tempImagePath } from '../lifecycle/publish.js';
+import { tempImagePath } from '../store/stage.js';
 import { writeMergedImage } from '../squashfs/index.js';
 import { recipeSettings } from './recipe.js';
 import type { OciRecipe } from './types.js';

@@ -7,6 +7,7 @@ import { compareNames, scanListing } from './directory.js';
 import { SquashfsFormatError, SquashfsWriteError } from './errors.js';
 import { InodeView } from './inode-view.js';
 import { Plan, storedBytes } from './plan.js';
+import { sortRange } from './plan-order.js';
 import type { ImageTables } from './tables.js';
 
 const OPAQUE = Buffer.from('trusted.overlay.opaque');
@@ -297,7 +298,7 @@ class Planner {
       plan.add(d.layer, pos, ref, np, nl, v.type);
     });
     // Listings made by mksquashfs are sorted; others are put in order here.
-    if (!sorted) this.sortRange(first, plan.n);
+    if (!sorted) sortRange(this.plan, this.tables, this.merged, first, plan.n);
   }
 
   /** The OverlayFS merge of a directory present in several layers. */
@@ -364,44 +365,6 @@ class Planner {
       const i = plan.add(s.layer, s.pos, s.ref, s.npos, s.nlen, s.type);
       if (s.dirs && s.dirs.length > 1) this.merged.set(i, s.dirs);
     }
-    this.sortRange(first, plan.n);
-  }
-
-  /** Put entries [from, to) in name order (moving their merged-layer lists along). */
-  private sortRange(from: number, to: number): void {
-    const plan = this.plan;
-    const idx = Array.from({ length: to - from }, (_, k) => from + k);
-    const data = (i: number): Buffer =>
-      this.tables[plan.layer[i] ?? 0]?.directoryTable.data ?? Buffer.alloc(0);
-    idx.sort((a, b) =>
-      compareNames(
-        data(a),
-        plan.npos[a] ?? 0,
-        plan.nlen[a] ?? 0,
-        data(b),
-        plan.npos[b] ?? 0,
-        plan.nlen[b] ?? 0,
-      ),
-    );
-    const rows = idx.map((i) => ({
-      layer: plan.layer[i] ?? 0,
-      ipos: plan.ipos[i] ?? 0,
-      iref: plan.iref[i] ?? 0,
-      npos: plan.npos[i] ?? 0,
-      nlen: plan.nlen[i] ?? 0,
-      type: plan.type[i] ?? 0,
-      merged: this.merged.get(i),
-    }));
-    for (const i of idx) this.merged.delete(i);
-    rows.forEach((r, k) => {
-      const i = from + k;
-      plan.layer[i] = r.layer;
-      plan.ipos[i] = r.ipos;
-      plan.iref[i] = r.iref;
-      plan.npos[i] = r.npos;
-      plan.nlen[i] = r.nlen;
-      plan.type[i] = r.type;
-      if (r.merged) this.merged.set(i, r.merged);
-    });
+    sortRange(this.plan, this.tables, this.merged, first, plan.n);
   }
 }

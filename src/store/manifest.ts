@@ -70,6 +70,23 @@ export type Recipe = z.infer<typeof recipeSchema>;
 export type Generation = z.infer<typeof generationSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 
+/**
+ * Add GEN, with the images it brings, as the newest generation and make it
+ * current (in M; the caller writes the manifest). LAST is the highest
+ * generation number handed out, GEN's own unless a pull skipped numbers.
+ */
+export function appendGeneration(
+  m: Manifest,
+  images: Readonly<Record<string, ImageRecord>>,
+  gen: Generation,
+  last: number = gen.generation,
+): void {
+  Object.assign(m.images, images);
+  m.generations.push(gen);
+  m.current = gen.generation;
+  m.lastGeneration = last;
+}
+
 export function manifestPath(store: string): string {
   return join(store, MANIFEST_FILE);
 }

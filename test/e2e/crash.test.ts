@@ -220,7 +220,7 @@ describe('crash during a stacked commit', { concurrency: false }, () => {
     'commit:after-publish',
     'commit:after-snapshot',
   ];
-  // gc:after-manifest: faults-outside.test.ts (it needs a generation to drop).
+  // gc:after-manifest: faults-outside-signals.test.ts (it needs a generation to drop).
   const AFTER_MANIFEST: FaultPoint[] = ['commit:after-manifest', 'commit:after-session'];
   for (const point of [...BEFORE_MANIFEST, ...AFTER_MANIFEST]) {
     it(`${point}: the next commit neither loses nor repeats a change`, async (t) => {
