@@ -31,9 +31,9 @@ import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
 import { captureUpper, scanWithTime, type Scan } from './capture.js';
 import { resolveChain, type Chain } from './chain.js';
 import { packSettings, type TreeContext } from './context.js';
-import { needsMountError, readonlyError, sessionEngine } from './engine.js';
+import { sessionEngine } from './engine.js';
 import { fault, mutation } from './faults.js';
-import { observe, requireManifest } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { planLayer, type Plan } from './plan.js';
 import { packAndPublish } from './publish.js';
 import { writeSession, type Session } from './session.js';
@@ -86,14 +86,16 @@ interface Attempt {
   t0: number;
 }
 
-export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
+export async function commitLocked(
+  ctx: TreeContext,
+  observed?: Observation,
+): Promise<CommitResult> {
   const { tree, layout, reporter } = ctx;
   const t0 = performance.now();
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  const obs = observed ?? (await observe(ctx));
+  const admission = admitObserved(ctx, 'commit', obs);
+  const m = admission.manifest;
   const current = obs.session;
-  if (current?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
-  if (current?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
   const nothing = (reason: string): CommitResult => ({
     tree: tree.name,
     committed: false,
@@ -105,8 +107,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     durationMs: performance.now() - t0,
     layers: m.generations.find((g) => g.generation === m.current)?.images.length ?? 0,
   });
-  if (!current || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
-    return nothing('not mounted');
+  if (!admission.run || !current) return nothing(admission.reason || 'not mounted');
   await removeUnnamedSnapshots(layout, m.lastGeneration);
   const chain = await resolveChain(layout, current, m);
   if (chain.recovered) {

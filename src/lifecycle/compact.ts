@@ -18,7 +18,7 @@ import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
 import { fault } from './faults.js';
 import { checkImages } from './integrity.js';
-import { observe, requireManifest } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publish.js';
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
@@ -46,11 +46,15 @@ export interface CompactResult {
   methodReason?: string;
 }
 
-export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
+export async function compactLocked(
+  ctx: TreeContext,
+  observed?: Observation,
+): Promise<CompactResult> {
   const { tree, layout, reporter } = ctx;
   const t0 = performance.now();
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  const obs = observed ?? (await observe(ctx));
+  const admission = admitObserved(ctx, 'compact', obs);
+  const m = admission.manifest;
   const cur = currentGeneration(m);
   const sizeOf = (files: readonly string[]): number =>
     files.reduce((n, f) => n + (m.images[f]?.bytes ?? 0), 0);
@@ -82,13 +86,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     );
   }
   if (toPack.length <= 1) return result(false, m.current, cur.images, 'already a single image');
-  if (obs.state === 'interrupted')
-    return result(
-      false,
-      m.current,
-      cur.images,
-      'an interrupted session is pending; start the tree first',
-    );
+  if (!admission.run) return result(false, m.current, cur.images, admission.reason);
   await cleanupTemps(tree.store);
 
   const number = m.lastGeneration + 1;

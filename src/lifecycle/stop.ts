@@ -13,7 +13,7 @@ import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import type { TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { observe, requireManifest } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { readSession, removeSession } from './session.js';
 import { releaseRuntimeUpper, startLocked } from './start.js';
 import { readMounts } from '../mount/mountinfo.js';
@@ -89,22 +89,26 @@ async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
   }
 }
 
-export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Promise<StopResult> {
+export async function stopLocked(
+  ctx: TreeContext,
+  opts: StopOptions = {},
+  observed?: Observation,
+): Promise<StopResult> {
   const { tree, reporter } = ctx;
-  let obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  let obs = observed ?? (await observe(ctx));
   const onStop = opts.onStop ?? tree.onStop;
+  const { run, manifest: m } = admitObserved(ctx, onStop === 'keep' ? 'stop-keep' : 'stop', obs);
   const lazy = opts.lazy ?? false;
   let resumed = false;
-  if (obs.state === 'interrupted' && onStop !== 'keep') {
+  if (run && obs.state === 'interrupted') {
     // The overlay went (fusermount3 -u, umount, a crash mid-stop) and its upper holds changes:
     // mount it again on what is left, then stop as usual, so on-stop applies to them.
     reporter.step(`${tree.dir} has pending changes but no overlay: mounting it again to stop it`);
-    await startLocked(ctx);
+    await startLocked(ctx, obs);
     obs = await observe(ctx);
     resumed = true;
   }
-  if (obs.state !== 'mounted') {
+  if (!run || obs.state !== 'mounted') {
     const leftovers = await takeDownLeftovers(ctx, obs.state === 'interrupted');
     return {
       tree: tree.name,

@@ -16,6 +16,8 @@ import { generation, readManifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
 import { SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { TreeContext } from './context.js';
+import { subjectOf } from './observe.js';
+import { refusalFor } from './transitions.js';
 
 export interface ImageVerdict {
   file: string;
@@ -91,14 +93,10 @@ async function readWithMount(
 export async function verifyTree(ctx: TreeContext, gen?: number): Promise<VerifyResult> {
   const { tree, layout } = ctx;
   const m = await readManifest(tree.store);
+  // verify reads only the store: the table's verdict on an uninitialized tree is the only one it needs.
   if (!m) {
-    throw new SquashtreeError(
-      'E_NOT_INITIALIZED',
-      `tree "${tree.name}" has no images in ${tree.store}`,
-      {
-        hint: `create them with: squashtree init ${tree.name} --dir ${tree.dir}`,
-      },
-    );
+    const uninitialized = { state: 'uninitialized', engine: 'none', foreign: false } as const;
+    throw refusalFor('verify', uninitialized, subjectOf(ctx));
   }
   const g = generation(m, gen ?? m.current);
   const images: ImageVerdict[] = [];
