@@ -28,21 +28,21 @@ import { imageFileName, type Generation, type Manifest } from '../store/manifest
 import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
-import { captureUpper, scanWithTime, type Scan } from './capture.js';
-import { resolveChain, type Chain } from './chain.js';
+import { captureUpper, scanWithTime, type Scan } from '../layer/capture.js';
+import { resolveChain, type Chain } from './commit-chain.js';
 import { packSettings, type TreeContext } from './context.js';
-import { sessionEngine } from './engine.js';
+import { sessionEngine } from './tree-engine.js';
 import { fault, mutation } from './faults.js';
 import { admitObserved, observe, type Observation } from './observe.js';
-import { planLayer, type Plan } from './plan.js';
+import { planLayer, type Plan } from '../layer/layer-plan.js';
 import { packAndPublish } from './publish.js';
 import { writeSession, type Session } from './session.js';
 import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { checkStack } from './stack-check.js';
-import { StackView } from './stack-view.js';
-import { teardownUnder } from './stack.js';
-import { pendingChanges, signature, snapshotOf } from './upper.js';
-import { makeWhiteouts } from './whiteouts.js';
+import { checkStack } from '../layer/stack-check.js';
+import { StackView } from '../layer/stack-view.js';
+import { teardownUnder } from '../mount/image-stack.js';
+import { pendingChanges, signature, snapshotOf } from '../layer/upper-scan.js';
+import { makeWhiteouts } from '../layer/whiteouts.js';
 
 export type CommitMode = 'stacked' | 'full' | 'raw';
 

@@ -17,7 +17,7 @@ import { currentGeneration, imageFileName, type Generation } from '../store/mani
 import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { checkImages } from './integrity.js';
+import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publish.js';
 import { packAndPublish } from './publish.js';
@@ -26,8 +26,8 @@ import type { ImageRecord, Manifest } from '../store/manifest.js';
 import { mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { resolveChain } from './chain.js';
-import { mountStack } from './stack.js';
+import { resolveChain } from './commit-chain.js';
+import { mountStack } from '../mount/image-stack.js';
 import { join } from 'node:path';
 
 export interface CompactResult {

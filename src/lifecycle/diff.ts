@@ -7,7 +7,7 @@
 import type { TreeContext } from './context.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { pendingOf } from './pending.js';
-import type { Change } from './plan.js';
+import type { Change } from '../layer/layer-plan.js';
 import { SquashtreeError } from '../errors.js';
 
 export interface DiffResult {

@@ -8,13 +8,13 @@
 import { SquashtreeError } from '../errors.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { Manifest } from '../store/manifest.js';
-import { resolveChain } from './chain.js';
+import { resolveChain } from './commit-chain.js';
 import type { TreeContext } from './context.js';
-import { sessionEngine } from './engine.js';
+import { sessionEngine } from './tree-engine.js';
 import type { Observation } from './observe.js';
-import { planLayer, type Change } from './plan.js';
-import { StackView } from './stack-view.js';
-import { pendingChanges, scanUpper } from './upper.js';
+import { planLayer, type Change } from '../layer/layer-plan.js';
+import { StackView } from '../layer/stack-view.js';
+import { pendingChanges, scanUpper } from '../layer/upper-scan.js';
 
 export interface PendingChanges {
   /** A/M/D per path; null when the images cannot be read natively (lzo), so only counts are known. */

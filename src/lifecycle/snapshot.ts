@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 import type { Layout } from './layout.js';
-import type { UpperSnapshot } from './upper.js';
+import type { UpperSnapshot } from '../layer/upper-scan.js';
 
 const FORMAT = 'squashtree-upper/2';
 const NAME = /^upper-g(\d{6,})\.json$/;

@@ -15,17 +15,22 @@ import {
   unmount,
 } from '../mount/mount.js';
 import { currentMounter } from '../mount/engine.js';
-import { requireUsable } from './engine.js';
+import { requireUsable } from './tree-engine.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
 import { currentGeneration } from '../store/manifest.js';
 import { cleanupTemps } from '../store/store.js';
 import { extraMountOptions, type TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { checkImages } from './integrity.js';
+import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { removeSession, writeSession, type Session } from './session.js';
 import { unmountTree } from './unmount.js';
-import { detachStaleLoops, mountStack, teardownUnder, type MountedStack } from './stack.js';
+import {
+  detachStaleLoops,
+  mountStack,
+  teardownUnder,
+  type MountedStack,
+} from '../mount/image-stack.js';
 import { attachExcluded, holdExcluded, releaseHolders, type Passthrough } from './passthrough.js';
 
 export interface StartResult {

@@ -17,7 +17,7 @@ import { admitObserved, observe, type Observation } from './observe.js';
 import { readSession, removeSession } from './session.js';
 import { releaseRuntimeUpper, startLocked } from './start.js';
 import { readMounts } from '../mount/mountinfo.js';
-import { detachStaleLoops, teardownUnder } from './stack.js';
+import { detachStaleLoops, teardownUnder } from '../mount/image-stack.js';
 
 export interface StopOptions {
   lazy?: boolean;

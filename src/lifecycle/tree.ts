@@ -7,11 +7,11 @@
 import type { TreeConfig } from '../config/schema.js';
 import { ensureSecureDir } from '../fs/secure.js';
 import { cleanupTemps } from '../store/store.js';
-import { teardownUnder } from './stack.js';
+import { teardownUnder } from '../mount/image-stack.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import { makeContext, type Reporter, type TreeContext } from './context.js';
-import { diffGeneration } from './layer-diff.js';
+import { diffGeneration } from './diff-generation.js';
 import { diffLocked, type DiffResult } from './diff.js';
 import { discardLocked, type DiscardResult } from './discard.js';
 import { acquireLock, type TreeLock } from './lock.js';
@@ -21,7 +21,7 @@ import { startLocked, type StartResult } from './start.js';
 import { treeStatus, type TreeStatus } from './status.js';
 import { stopLocked, type StopOptions, type StopResult } from './stop.js';
 import { verifyTree, type VerifyResult } from './verify.js';
-import { withTreeEngine } from './engine.js';
+import { withTreeEngine } from './tree-engine.js';
 import { observe, type Observation } from './observe.js';
 
 /**

@@ -24,7 +24,7 @@ import { isInterrupted } from '../exec/run.js';
 import { displayPath, fsPath } from '../fs/paths.js';
 import type { Entry } from '../fs/walk.js';
 import { copyEntries } from './copy-entries.js';
-import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper.js';
+import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper-scan.js';
 
 export interface Capture<T> {
   /** The upper's entries as they were when copied. */

@@ -8,7 +8,7 @@ import type { EntryType } from '../fs/walk.js';
 import { generation, readManifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
 import { ImageTables, SquashfsImage, diffTopLayer, type InodeKind } from '../squashfs/index.js';
-import type { Change } from './plan.js';
+import type { Change } from '../layer/layer-plan.js';
 import type { TreeContext } from './context.js';
 import type { DiffResult } from './diff.js';
 
