@@ -5,7 +5,7 @@
  * stacked on them alike; the overlay stays on what it mounted, and the
  * session's next commit stacks on the new base (its snapshot of the upper
  * is carried over to the new generation, written before the manifest as a
- * commit's is: chain.ts).
+ * commit's is: commit-chain.ts).
  *
  * Two methods: the native writer merges the image files and copies their
  * compressed blocks (about the cost of a copy), used whenever the images

@@ -101,7 +101,7 @@ export async function observe(ctx: TreeContext): Promise<Observation> {
 /**
  * Whether a session record still speaks for something: a mount on the
  * tree's dir or an upper holding changes. Decided here only; the engine a
- * tree is handled with (engine.ts) follows it.
+ * tree is handled with (tree-engine.ts) follows it.
  */
 export function sessionIsLive(o: Observation): boolean {
   return (

@@ -1,8 +1,8 @@
 /**
  * What is pending in a session, by one definition for status, diff, discard
- * and commit: the plan of the next commit (plan.ts), the changes the
+ * and commit: the plan of the next commit (layer/layer-plan.ts), the changes the
  * overlay shows beyond the generation that holds the session's committed
- * changes (chain.ts). Read-only: nothing is copied, locked or mounted; the
+ * changes (commit-chain.ts). Read-only: nothing is copied, locked or mounted; the
  * images are read natively.
  */
 import { SquashtreeError } from '../errors.js';
