@@ -6,7 +6,7 @@
 import type { TreeContext } from './context.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { startLocked } from './start.js';
-import { releaseSession } from './stop.js';
+import { releaseSession } from './release.js';
 import { unmountTree } from './unmount.js';
 import { pendingOf } from './pending.js';
 

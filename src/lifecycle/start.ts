@@ -7,13 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
 import { ensureSecureDir } from '../fs/secure.js';
-import {
-  canMountTmpfs,
-  mountBindReadonly,
-  mountOverlay,
-  mountTmpfs,
-  unmount,
-} from '../mount/mount.js';
+import { canMountTmpfs, mountBindReadonly, mountOverlay, mountTmpfs } from '../mount/mount.js';
 import { currentMounter } from '../mount/engine.js';
 import { requireUsable } from './tree-engine.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
@@ -32,6 +26,7 @@ import {
   type MountedStack,
 } from '../mount/image-stack.js';
 import { attachExcluded, holdExcluded, releaseHolders, type Passthrough } from './passthrough.js';
+import { releaseRuntimeUpper } from './release.js';
 
 export interface StartResult {
   tree: string;
@@ -214,12 +209,6 @@ export async function startLocked(ctx: TreeContext, observed?: Observation): Pro
         : gen.generation,
     layers: lowerFiles.length,
   };
-}
-
-/** Drop the upper kept in the runtime dir: unmount its tmpfs, or (without root) delete the dir. */
-export async function releaseRuntimeUpper(upperRoot: string, lazy = false): Promise<void> {
-  if (canMountTmpfs()) await unmount(upperRoot, { lazy });
-  else await fsp.rm(upperRoot, { recursive: true, force: true });
 }
 
 /**

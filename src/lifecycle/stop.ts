@@ -4,9 +4,6 @@
  * while the overlay still uses it, and when the commit fails nothing is
  * unmounted: the changes stay where they are.
  */
-import { promises as fsp } from 'node:fs';
-import { SquashtreeError } from '../errors.js';
-import { canMountTmpfs, unmount } from '../mount/mount.js';
 import { unmountTree } from './unmount.js';
 import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
@@ -14,10 +11,11 @@ import { compactLocked, type CompactResult } from './compact.js';
 import type { TreeContext } from './context.js';
 import { fault } from './faults.js';
 import { admitObserved, observe, type Observation } from './observe.js';
-import { readSession, removeSession } from './session.js';
-import { releaseRuntimeUpper, startLocked } from './start.js';
+import { readSession } from './session.js';
+import { releaseSession } from './release.js';
+import { startLocked } from './start.js';
 import { readMounts } from '../mount/mountinfo.js';
-import { detachStaleLoops, teardownUnder } from '../mount/image-stack.js';
+import { teardownUnder } from '../mount/image-stack.js';
 
 export interface StopOptions {
   lazy?: boolean;
@@ -40,27 +38,6 @@ export interface StopResult {
   lazy: boolean;
 }
 
-/** After the overlay is gone: images, views, then the upper. */
-export async function releaseSession(
-  ctx: TreeContext,
-  dropUpper: boolean,
-  lazy = false,
-): Promise<void> {
-  const { layout, tree } = ctx;
-  await teardownUnder([layout.lowerView, layout.imagesDir], tree.store);
-  if (layout.upperIsTmpfs) {
-    if (canMountTmpfs()) await teardownUnderLazy(layout.upperRoot, lazy);
-    else await releaseRuntimeUpper(layout.upperRoot);
-    fault('stop:after-upper-umount');
-    await removeSession(layout);
-  } else if (dropUpper) {
-    await fsp.rm(layout.upperData, { recursive: true, force: true });
-    await fsp.rm(layout.upperWork, { recursive: true, force: true });
-    await removeSession(layout);
-  }
-  await detachStaleLoops(tree.store);
-}
-
 /**
  * A tree that is not mounted, with what an earlier mount left: image mounts
  * and views under the runtime dir, a session record. Taken down, so stop
@@ -78,15 +55,6 @@ async function takeDownLeftovers(ctx: TreeContext, keepUpper: boolean): Promise<
   if (keepUpper) await teardownUnder([layout.lowerView, layout.imagesDir], ctx.tree.store);
   else await releaseSession(ctx, true);
   return mounts.filter((p) => (keepUpper ? p !== layout.upperRoot : true));
-}
-
-async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
-  try {
-    await unmount(path, { lazy });
-  } catch (e) {
-    if (!(e instanceof SquashtreeError && /not mounted|no mount point/i.test(e.stderr ?? '')))
-      throw e;
-  }
 }
 
 export async function stopLocked(
