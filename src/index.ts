@@ -32,7 +32,7 @@ export type { CompactResult } from './lifecycle/compact.js';
 export type { RollbackResult } from './lifecycle/rollback.js';
 export type { DiscardResult } from './lifecycle/discard.js';
 export type { DiffResult } from './lifecycle/diff.js';
-export type { Change } from './lifecycle/plan.js';
+export type { Change } from './layer/layer-plan.js';
 export type { VerifyResult } from './lifecycle/verify.js';
 export type { TreeStatus } from './lifecycle/status.js';
 export type { RunResult } from './lifecycle/run-command.js';

@@ -17,7 +17,7 @@ import { initTree } from '../lifecycle/init.js';
 import { Tree } from '../lifecycle/tree.js';
 import { unmount } from '../mount/mount.js';
 import { mountsUnder, readMounts } from '../mount/mountinfo.js';
-import { detachStaleLoops } from '../lifecycle/stack.js';
+import { detachStaleLoops } from '../mount/image-stack.js';
 
 export interface DemoStep {
   step: string;

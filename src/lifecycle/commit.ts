@@ -33,21 +33,21 @@ import {
 import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
-import { captureUpper, scanWithTime, type Scan } from './capture.js';
-import { resolveChain, type Chain } from './chain.js';
+import { captureUpper, scanWithTime, type Scan } from '../layer/capture.js';
+import { resolveChain, type Chain } from './commit-chain.js';
 import { packSettings, type TreeContext } from './context.js';
-import { needsMountError, readonlyError, sessionEngine } from './engine.js';
+import { sessionEngine } from './tree-engine.js';
 import { fault, mutation } from './faults.js';
-import { observe, requireManifest } from './observe.js';
-import { planLayer, type Plan } from './plan.js';
+import { admitObserved, observe, type Observation } from './observe.js';
+import { planLayer, type Plan } from '../layer/layer-plan.js';
 import { packAndPublish } from './publish.js';
 import { writeSession, type Session } from './session.js';
 import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { checkStack } from './stack-check.js';
-import { StackView } from './stack-view.js';
-import { teardownUnder } from './stack.js';
-import { pendingChanges, signature, snapshotOf } from './upper.js';
-import { makeWhiteouts } from './whiteouts.js';
+import { checkStack } from '../layer/stack-check.js';
+import { StackView } from '../layer/stack-view.js';
+import { teardownUnder } from '../mount/image-stack.js';
+import { pendingChanges, signature, snapshotOf } from '../layer/upper-scan.js';
+import { makeWhiteouts } from '../layer/whiteouts.js';
 import { skipExcluded } from '../config/exclude.js';
 
 export type CommitMode = 'stacked' | 'full' | 'raw';
@@ -92,14 +92,16 @@ interface Attempt {
   t0: number;
 }
 
-export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
+export async function commitLocked(
+  ctx: TreeContext,
+  observed?: Observation,
+): Promise<CommitResult> {
   const { tree, layout, reporter } = ctx;
   const t0 = performance.now();
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  const obs = observed ?? (await observe(ctx));
+  const admission = admitObserved(ctx, 'commit', obs);
+  const m = admission.manifest;
   const current = obs.session;
-  if (current?.engine === 'readonly' && obs.state === 'mounted') throw readonlyError(ctx);
-  if (current?.engine === 'fuse' && obs.state === 'interrupted') throw needsMountError(ctx);
   const nothing = (reason: string): CommitResult => ({
     tree: tree.name,
     committed: false,
@@ -111,8 +113,7 @@ export async function commitLocked(ctx: TreeContext): Promise<CommitResult> {
     durationMs: performance.now() - t0,
     layers: m.generations.find((g) => g.generation === m.current)?.images.length ?? 0,
   });
-  if (!current || (obs.state !== 'mounted' && obs.state !== 'interrupted'))
-    return nothing('not mounted');
+  if (!admission.run || !current) return nothing(admission.reason || 'not mounted');
   await removeUnnamedSnapshots(layout, m.lastGeneration);
   const chain = await resolveChain(layout, current, m);
   if (chain.recovered) {

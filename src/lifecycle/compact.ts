@@ -5,7 +5,7 @@
  * stacked on them alike; the overlay stays on what it mounted, and the
  * session's next commit stacks on the new base (its snapshot of the upper
  * is carried over to the new generation, written before the manifest as a
- * commit's is: chain.ts).
+ * commit's is: commit-chain.ts).
  *
  * Two methods: the native writer merges the image files and copies their
  * compressed blocks (about the cost of a copy), used whenever the images
@@ -17,8 +17,8 @@ import { currentGeneration, imageFileName, type Generation } from '../store/mani
 import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { checkImages } from './integrity.js';
-import { observe, requireManifest } from './observe.js';
+import { checkImages } from '../store/image-integrity.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publish.js';
 import { packAndPublish } from './publish.js';
 import { errorMessage } from '../errors.js';
@@ -26,8 +26,8 @@ import type { ImageRecord, Manifest } from '../store/manifest.js';
 import { appendGeneration, mergeRecipe } from '../store/manifest.js';
 import { writeSession } from './session.js';
 import { removeSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { resolveChain } from './chain.js';
-import { mountStack } from './stack.js';
+import { resolveChain } from './commit-chain.js';
+import { mountStack } from '../mount/image-stack.js';
 import { join } from 'node:path';
 import { isRoot } from '../mount/engine.js';
 
@@ -47,11 +47,15 @@ export interface CompactResult {
   methodReason?: string;
 }
 
-export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
+export async function compactLocked(
+  ctx: TreeContext,
+  observed?: Observation,
+): Promise<CompactResult> {
   const { tree, layout, reporter } = ctx;
   const t0 = performance.now();
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  const obs = observed ?? (await observe(ctx));
+  const admission = admitObserved(ctx, 'compact', obs);
+  const m = admission.manifest;
   const cur = currentGeneration(m);
   const sizeOf = (files: readonly string[]): number =>
     files.reduce((n, f) => n + (m.images[f]?.bytes ?? 0), 0);
@@ -83,13 +87,7 @@ export async function compactLocked(ctx: TreeContext): Promise<CompactResult> {
     );
   }
   if (toPack.length <= 1) return result(false, m.current, cur.images, 'already a single image');
-  if (obs.state === 'interrupted')
-    return result(
-      false,
-      m.current,
-      cur.images,
-      'an interrupted session is pending; start the tree first',
-    );
+  if (!admission.run) return result(false, m.current, cur.images, admission.reason);
   await cleanupTemps(tree.store);
 
   const number = m.lastGeneration + 1;

@@ -5,9 +5,9 @@
  * to list.
  */
 import type { TreeContext } from './context.js';
-import { observe, requireManifest } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { pendingOf } from './pending.js';
-import type { Change } from './plan.js';
+import type { Change } from '../layer/layer-plan.js';
 import { SquashtreeError } from '../errors.js';
 
 export interface DiffResult {
@@ -19,10 +19,10 @@ export interface DiffResult {
   layer?: string | null;
 }
 
-export async function diffLocked(ctx: TreeContext): Promise<DiffResult> {
+export async function diffLocked(ctx: TreeContext, observed?: Observation): Promise<DiffResult> {
   const { tree } = ctx;
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  const obs = observed ?? (await observe(ctx));
+  const { manifest: m } = admitObserved(ctx, 'diff', obs);
   const pending = await pendingOf(ctx, obs, m);
   if (pending.changes === null) {
     throw new SquashtreeError(

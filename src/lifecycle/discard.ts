@@ -4,9 +4,9 @@
  * current generation again; committed changes are kept.
  */
 import type { TreeContext } from './context.js';
-import { observe, requireManifest } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { startLocked } from './start.js';
-import { releaseSession } from './stop.js';
+import { releaseSession } from './release.js';
 import { unmountTree } from './unmount.js';
 import { pendingOf } from './pending.js';
 
@@ -18,13 +18,14 @@ export interface DiscardResult {
   reason?: string;
 }
 
-export async function discardLocked(ctx: TreeContext): Promise<DiscardResult> {
+export async function discardLocked(
+  ctx: TreeContext,
+  observed?: Observation,
+): Promise<DiscardResult> {
   const { tree } = ctx;
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
-  if (obs.state !== 'mounted' && obs.state !== 'interrupted') {
-    return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };
-  }
+  const obs = observed ?? (await observe(ctx));
+  const { run, reason, manifest: m } = admitObserved(ctx, 'discard', obs);
+  if (!run) return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason };
   const pending = await pendingOf(ctx, obs, m);
   if (!pending.any)
     return { tree: tree.name, discarded: false, files: 0, bytes: 0, reason: 'no pending changes' };

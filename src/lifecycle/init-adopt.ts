@@ -17,7 +17,7 @@ import { cleanupTemps, ensureStore, imagePath } from '../store/store.js';
 import { makeContext } from './context.js';
 import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir } from './init-source.js';
-import { checkImages } from './integrity.js';
+import { checkImages } from '../store/image-integrity.js';
 import { acquireLock } from './lock.js';
 
 function notAdopted(e: unknown, store: string): unknown {

@@ -12,7 +12,7 @@ import { mountSquashfs, unmount } from '../mount/mount.js';
 import { readMounts, topMountAt } from '../mount/mountinfo.js';
 import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
 import { holdsExcluded, isExcluded, skipExcluded } from '../config/exclude.js';
-import { isWhiteout } from './whiteouts.js';
+import { isWhiteout } from '../layer/whiteouts.js';
 
 export async function checkDir(dir: string): Promise<void> {
   let st;

@@ -1,13 +1,10 @@
 /**
- * The state machine of a tree. Its state is never stored: it is read off the
+ * The state of a tree, observed. It is never stored: it is read off the
  * store (manifest), the runtime session record and the kernel's mount table
- * every time, so a crash can never leave a stale "state" field behind.
- *
- *   uninitialized --init--> stopped --start--> mounted --stop--> stopped
- *                              ^   \                |  \--commit--> mounted
- *                              |    rollback,       |--discard--> mounted
- *                              |    compact         |--compact--> mounted
- *                           interrupted --start (resumes the surviving upper)--> mounted
+ * every time, so a crash can never leave a stale "state" field behind. What
+ * each operation does in each state is the table in transitions.ts (drawn
+ * in docs/architecture.md). Tree observes once per invocation, under the
+ * lock, and hands the observation to the transition.
  *
  * "interrupted" is a session whose upper survived (a disk upper across a
  * reboot, or a tmpfs upper after a crash mid-stop) without its overlay.
@@ -20,17 +17,24 @@
  * directory in the runtime dir ($XDG_RUNTIME_DIR is a tmpfs on most systems).
  */
 import { promises as fsp } from 'node:fs';
-import { SquashtreeError, errnoCode } from '../errors.js';
+import { errnoCode } from '../errors.js';
 import { readMounts, topMountAt, superOption, type MountEntry } from '../mount/mountinfo.js';
 import { readManifest, type Manifest } from '../store/manifest.js';
 import type { TreeContext } from './context.js';
-import { readSession, type Session } from './session.js';
-import { sessionEngine } from './engine.js';
+import { readSession, sessionEngine, type Session } from './session.js';
 import { isImageFstype, isOverlayFstype } from '../mount/engine.js';
 import { canMountTmpfs } from '../mount/mount.js';
 import type { Layout } from './layout.js';
+import {
+  admit,
+  refusalFor,
+  type Facts,
+  type Operation,
+  type Subject,
+  type TreeState,
+} from './transitions.js';
 
-export type TreeState = 'uninitialized' | 'stopped' | 'mounted' | 'interrupted';
+export type { TreeState } from './transitions.js';
 
 export interface Observation {
   state: TreeState;
@@ -94,15 +98,59 @@ export async function observe(ctx: TreeContext): Promise<Observation> {
   return { state, manifest, session, overlay, foreignMount, upperMounted, upperHasData };
 }
 
+/**
+ * Whether a session record still speaks for something: a mount on the
+ * tree's dir or an upper holding changes. Decided here only; the engine a
+ * tree is handled with (tree-engine.ts) follows it.
+ */
+export function sessionIsLive(o: Observation): boolean {
+  return (
+    o.session !== null &&
+    (o.overlay !== undefined || o.foreignMount !== undefined || o.upperHasData)
+  );
+}
+
+/** What the transition table is looked up by. */
+export function factsOf(o: Observation): Facts {
+  return {
+    state: o.state,
+    engine: o.session ? sessionEngine(o.session) : 'none',
+    foreign: o.foreignMount !== undefined,
+  };
+}
+
+export function subjectOf(ctx: TreeContext, o?: Observation): Subject {
+  return {
+    name: ctx.tree.name,
+    dir: ctx.tree.dir,
+    store: ctx.tree.store,
+    upperData: ctx.layout.upperData,
+    engineSetting: ctx.tree.engine,
+    ...(o?.foreignMount ? { foreignFstype: o.foreignMount.fstype } : {}),
+  };
+}
+
+export interface Admission {
+  /** False: the table makes the operation a no-op, for `reason`. */
+  run: boolean;
+  reason: string;
+  manifest: Manifest;
+}
+
+/**
+ * Ask the table whether `op` may act on the observed tree: throws its
+ * refusal, or says whether it runs (on the tree's manifest) or is a no-op.
+ */
+export function admitObserved(ctx: TreeContext, op: Operation, o: Observation): Admission {
+  const v = admit(op, factsOf(o), subjectOf(ctx, o));
+  const manifest = requireManifest(ctx, o);
+  return v.kind === 'noop'
+    ? { run: false, reason: v.reason, manifest }
+    : { run: true, reason: '', manifest };
+}
+
+/** The table's refusal for an operation on a tree that has no images. */
 export function requireManifest(ctx: TreeContext, o: Observation): Manifest {
-  if (!o.manifest) {
-    throw new SquashtreeError(
-      'E_NOT_INITIALIZED',
-      `tree "${ctx.tree.name}" has no images in ${ctx.tree.store}`,
-      {
-        hint: `create them with: squashtree init ${ctx.tree.name} --dir ${ctx.tree.dir}`,
-      },
-    );
-  }
-  return o.manifest;
+  if (o.manifest) return o.manifest;
+  throw refusalFor('start', { ...factsOf(o), state: 'uninitialized' }, subjectOf(ctx, o));
 }

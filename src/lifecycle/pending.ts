@@ -1,20 +1,20 @@
 /**
  * What is pending in a session, by one definition for status, diff, discard
- * and commit: the plan of the next commit (plan.ts), the changes the
+ * and commit: the plan of the next commit (layer/layer-plan.ts), the changes the
  * overlay shows beyond the generation that holds the session's committed
- * changes (chain.ts). Read-only: nothing is copied, locked or mounted; the
+ * changes (commit-chain.ts). Read-only: nothing is copied, locked or mounted; the
  * images are read natively.
  */
 import { SquashtreeError } from '../errors.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { Manifest } from '../store/manifest.js';
-import { resolveChain } from './chain.js';
+import { resolveChain } from './commit-chain.js';
 import type { TreeContext } from './context.js';
-import { sessionEngine } from './engine.js';
+import { sessionEngine } from './tree-engine.js';
 import type { Observation } from './observe.js';
-import { planLayer, type Change } from './plan.js';
-import { StackView } from './stack-view.js';
-import { pendingChanges, scanUpper } from './upper.js';
+import { planLayer, type Change } from '../layer/layer-plan.js';
+import { StackView } from '../layer/stack-view.js';
+import { pendingChanges, scanUpper } from '../layer/upper-scan.js';
 
 export interface PendingChanges {
   /** A/M/D per path; null when the images cannot be read natively (lzo), so only counts are known. */

@@ -7,8 +7,8 @@ import { SquashtreeError } from '../errors.js';
 import { generation, writeManifest } from '../store/manifest.js';
 import type { TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { checkImages } from './integrity.js';
-import { observe, requireManifest } from './observe.js';
+import { checkImages } from '../store/image-integrity.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 
 export interface RollbackResult {
   tree: string;
@@ -16,24 +16,15 @@ export interface RollbackResult {
   to: number;
 }
 
-export async function rollbackLocked(ctx: TreeContext, to?: number): Promise<RollbackResult> {
+export async function rollbackLocked(
+  ctx: TreeContext,
+  to?: number,
+  observed?: Observation,
+): Promise<RollbackResult> {
   const { tree, layout } = ctx;
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
-  if (obs.state === 'mounted') {
-    throw new SquashtreeError('E_MOUNTED', `tree "${tree.name}" is mounted`, {
-      hint: `stop it first (squashtree stop ${tree.name}), then roll back and start it again`,
-    });
-  }
-  if (obs.state === 'interrupted') {
-    throw new SquashtreeError(
-      'E_PENDING',
-      `tree "${tree.name}" has pending changes from an interrupted session in ${layout.upperData}`,
-      {
-        hint: `start the tree and commit or discard them first`,
-      },
-    );
-  }
+  const obs = observed ?? (await observe(ctx));
+  // Refused while mounted or interrupted; the table has no no-op for rollback.
+  const { manifest: m } = admitObserved(ctx, 'rollback', obs);
   let target: number;
   if (to !== undefined) {
     target = generation(m, to).generation;

@@ -9,7 +9,7 @@ import { run } from '../exec/run.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import type { TreeContext } from './context.js';
 import type { TreeLock } from './lock.js';
-import { observe } from './observe.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { startLocked } from './start.js';
 
 export interface RunResult {
@@ -24,12 +24,15 @@ export async function runLocked(
   ctx: TreeContext,
   lock: TreeLock,
   command: readonly string[],
+  observed?: Observation,
 ): Promise<RunResult> {
   const [cmd, ...args] = command;
   if (!cmd) throw new Error('run needs a command');
+  const obs = observed ?? (await observe(ctx));
+  admitObserved(ctx, 'run', obs);
   // The command must write into the tree, not into the plain directory under it.
-  const started = (await observe(ctx)).state !== 'mounted';
-  if (started) await startLocked(ctx);
+  const started = obs.state !== 'mounted';
+  if (started) await startLocked(ctx, obs);
   const r = await run(cmd, args, {
     inheritStdio: true,
     extraFds: [lock.fd],

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { errnoCode, SquashtreeError } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 import { checkOwnedFile } from '../fs/secure.js';
-import { ENGINES } from '../config/schema.js';
+import { ENGINES, type EngineName } from '../config/schema.js';
 import type { Layout } from './layout.js';
 import { removeSnapshots } from './snapshot.js';
 
@@ -67,4 +67,9 @@ export async function writeSession(path: string, s: Session): Promise<void> {
 export async function removeSession(layout: Layout): Promise<void> {
   await fsp.rm(layout.sessionFile, { force: true });
   await removeSnapshots(layout);
+}
+
+/** The engine a session was mounted with (records from before engines: the kernel's). */
+export function sessionEngine(s: Session | null): EngineName {
+  return s?.engine ?? 'kernel';
 }

@@ -1,6 +1,6 @@
 /**
  * What of the upper a generation holds: the signature of every upper entry
- * as it was when that generation's layer was captured (upper.ts). A session
+ * as it was when that generation's layer was captured (layer/upper-scan.ts). A session
  * keeps one per generation it made, named by the generation's number, and
  * writes it BEFORE the manifest that names the generation: a commit killed
  * between the manifest and the session record is then recognised by the
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../fs/durable.js';
 import type { Layout } from './layout.js';
-import type { UpperSnapshot } from './upper.js';
+import type { UpperSnapshot } from '../layer/upper-scan.js';
 
 const FORMAT = 'squashtree-upper/2';
 const NAME = /^upper-g(\d{6,})\.json$/;
@@ -73,7 +73,7 @@ export async function readGenerationSnapshot(
   } catch {
     return null;
   }
-  // A damaged snapshot only costs a commit of the whole upper (see chain.ts).
+  // A damaged snapshot only costs a commit of the whole upper (see commit-chain.ts).
   if (s.format !== FORMAT || s.generation !== generation || !Array.isArray(s.images)) return null;
   if (typeof s.entries !== 'object') return null;
   return {

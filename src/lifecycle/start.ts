@@ -7,26 +7,26 @@
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
 import { ensureSecureDir } from '../fs/secure.js';
-import {
-  canMountTmpfs,
-  mountBindReadonly,
-  mountOverlay,
-  mountTmpfs,
-  unmount,
-} from '../mount/mount.js';
+import { canMountTmpfs, mountBindReadonly, mountOverlay, mountTmpfs } from '../mount/mount.js';
 import { currentMounter } from '../mount/engine.js';
-import { requireUsable } from './engine.js';
+import { requireUsable } from './tree-engine.js';
 import { checkNotSystemDir } from '../config/system-paths.js';
 import { currentGeneration } from '../store/manifest.js';
 import { cleanupTemps } from '../store/store.js';
 import { extraMountOptions, type TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { checkImages } from './integrity.js';
-import { observe, requireManifest } from './observe.js';
+import { checkImages } from '../store/image-integrity.js';
+import { admitObserved, observe, type Observation } from './observe.js';
 import { removeSession, writeSession, type Session } from './session.js';
 import { unmountTree } from './unmount.js';
-import { detachStaleLoops, mountStack, teardownUnder, type MountedStack } from './stack.js';
+import {
+  detachStaleLoops,
+  mountStack,
+  teardownUnder,
+  type MountedStack,
+} from '../mount/image-stack.js';
 import { attachExcluded, holdExcluded, releaseHolders, type Passthrough } from './passthrough.js';
+import { releaseRuntimeUpper } from './release.js';
 
 export interface StartResult {
   tree: string;
@@ -75,11 +75,11 @@ async function clearStaleMounts(ctx: TreeContext): Promise<void> {
   await detachStaleLoops(tree.store);
 }
 
-export async function startLocked(ctx: TreeContext): Promise<StartResult> {
+export async function startLocked(ctx: TreeContext, observed?: Observation): Promise<StartResult> {
   const { tree, layout, reporter } = ctx;
-  const obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
-  if (obs.state === 'mounted') {
+  const obs = observed ?? (await observe(ctx));
+  const { run, manifest: m } = admitObserved(ctx, 'start', obs);
+  if (!run) {
     return {
       tree: tree.name,
       dir: tree.dir,
@@ -88,16 +88,6 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
       generation: obs.session?.committedGeneration ?? obs.session?.generation ?? m.current,
       layers: obs.session?.lower.length ?? 0,
     };
-  }
-  if (obs.foreignMount) {
-    throw new SquashtreeError(
-      'E_MOUNTED_ELSEWHERE',
-      `${tree.dir} already has a ${obs.foreignMount.fstype} mounted on it that squashtree did not make`,
-      {
-        path: tree.dir,
-        hint: `unmount it first (umount ${tree.dir}); if it is an old squash_portage setup, see squashtree doctor`,
-      },
-    );
   }
   await checkTarget(tree.dir);
   const resuming = obs.state === 'interrupted' && obs.session !== null;
@@ -219,12 +209,6 @@ export async function startLocked(ctx: TreeContext): Promise<StartResult> {
         : gen.generation,
     layers: lowerFiles.length,
   };
-}
-
-/** Drop the upper kept in the runtime dir: unmount its tmpfs, or (without root) delete the dir. */
-export async function releaseRuntimeUpper(upperRoot: string, lazy = false): Promise<void> {
-  if (canMountTmpfs()) await unmount(upperRoot, { lazy });
-  else await fsp.rm(upperRoot, { recursive: true, force: true });
 }
 
 /**

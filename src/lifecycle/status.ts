@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { currentGeneration, type Manifest } from '../store/manifest.js';
 import { storeBytes } from '../store/store.js';
 import type { TreeContext } from './context.js';
-import { observe, type TreeState } from './observe.js';
+import { observe, type Observation, type TreeState } from './observe.js';
 import { canMountTmpfs } from '../mount/mount.js';
 import { pendingOf } from './pending.js';
 
@@ -106,9 +106,9 @@ async function upperUsage(ctx: TreeContext, active: boolean): Promise<UpperUsage
   }
 }
 
-export async function treeStatus(ctx: TreeContext): Promise<TreeStatus> {
+export async function treeStatus(ctx: TreeContext, observed?: Observation): Promise<TreeStatus> {
   const { tree } = ctx;
-  const obs = await observe(ctx);
+  const obs = observed ?? (await observe(ctx));
   const m = obs.manifest;
   const cur = m ? currentGeneration(m) : null;
   const active = obs.state === 'mounted' || obs.state === 'interrupted';

@@ -4,20 +4,18 @@
  * while the overlay still uses it, and when the commit fails nothing is
  * unmounted: the changes stay where they are.
  */
-import { promises as fsp } from 'node:fs';
-import { SquashtreeError } from '../errors.js';
-import { canMountTmpfs, unmount } from '../mount/mount.js';
 import { unmountTree } from './unmount.js';
 import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import type { TreeContext } from './context.js';
 import { fault } from './faults.js';
-import { observe, requireManifest } from './observe.js';
-import { readSession, removeSession } from './session.js';
-import { releaseRuntimeUpper, startLocked } from './start.js';
+import { admitObserved, observe, type Observation } from './observe.js';
+import { readSession } from './session.js';
+import { releaseSession } from './release.js';
+import { startLocked } from './start.js';
 import { readMounts } from '../mount/mountinfo.js';
-import { detachStaleLoops, teardownUnder } from './stack.js';
+import { teardownUnder } from '../mount/image-stack.js';
 
 export interface StopOptions {
   lazy?: boolean;
@@ -40,27 +38,6 @@ export interface StopResult {
   lazy: boolean;
 }
 
-/** After the overlay is gone: images, views, then the upper. */
-export async function releaseSession(
-  ctx: TreeContext,
-  dropUpper: boolean,
-  lazy = false,
-): Promise<void> {
-  const { layout, tree } = ctx;
-  await teardownUnder([layout.lowerView, layout.imagesDir], tree.store);
-  if (layout.upperIsTmpfs) {
-    if (canMountTmpfs()) await teardownUnderLazy(layout.upperRoot, lazy);
-    else await releaseRuntimeUpper(layout.upperRoot);
-    fault('stop:after-upper-umount');
-    await removeSession(layout);
-  } else if (dropUpper) {
-    await fsp.rm(layout.upperData, { recursive: true, force: true });
-    await fsp.rm(layout.upperWork, { recursive: true, force: true });
-    await removeSession(layout);
-  }
-  await detachStaleLoops(tree.store);
-}
-
 /**
  * A tree that is not mounted, with what an earlier mount left: image mounts
  * and views under the runtime dir, a session record. Taken down, so stop
@@ -80,31 +57,26 @@ async function takeDownLeftovers(ctx: TreeContext, keepUpper: boolean): Promise<
   return mounts.filter((p) => (keepUpper ? p !== layout.upperRoot : true));
 }
 
-async function teardownUnderLazy(path: string, lazy: boolean): Promise<void> {
-  try {
-    await unmount(path, { lazy });
-  } catch (e) {
-    if (!(e instanceof SquashtreeError && /not mounted|no mount point/i.test(e.stderr ?? '')))
-      throw e;
-  }
-}
-
-export async function stopLocked(ctx: TreeContext, opts: StopOptions = {}): Promise<StopResult> {
+export async function stopLocked(
+  ctx: TreeContext,
+  opts: StopOptions = {},
+  observed?: Observation,
+): Promise<StopResult> {
   const { tree, reporter } = ctx;
-  let obs = await observe(ctx);
-  const m = requireManifest(ctx, obs);
+  let obs = observed ?? (await observe(ctx));
   const onStop = opts.onStop ?? tree.onStop;
+  const { run, manifest: m } = admitObserved(ctx, onStop === 'keep' ? 'stop-keep' : 'stop', obs);
   const lazy = opts.lazy ?? false;
   let resumed = false;
-  if (obs.state === 'interrupted' && onStop !== 'keep') {
+  if (run && obs.state === 'interrupted') {
     // The overlay went (fusermount3 -u, umount, a crash mid-stop) and its upper holds changes:
     // mount it again on what is left, then stop as usual, so on-stop applies to them.
     reporter.step(`${tree.dir} has pending changes but no overlay: mounting it again to stop it`);
-    await startLocked(ctx);
+    await startLocked(ctx, obs);
     obs = await observe(ctx);
     resumed = true;
   }
-  if (obs.state !== 'mounted') {
+  if (!run || obs.state !== 'mounted') {
     const leftovers = await takeDownLeftovers(ctx, obs.state === 'interrupted');
     return {
       tree: tree.name,

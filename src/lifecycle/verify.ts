@@ -17,6 +17,8 @@ import { imagePath } from '../store/store.js';
 import { SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
 import type { TreeContext } from './context.js';
 import { isRoot } from '../mount/engine.js';
+import { subjectOf } from './observe.js';
+import { refusalFor } from './transitions.js';
 
 export interface ImageVerdict {
   file: string;
@@ -92,14 +94,10 @@ async function readWithMount(
 export async function verifyTree(ctx: TreeContext, gen?: number): Promise<VerifyResult> {
   const { tree, layout } = ctx;
   const m = await readManifest(tree.store);
+  // verify reads only the store: the table's verdict on an uninitialized tree is the only one it needs.
   if (!m) {
-    throw new SquashtreeError(
-      'E_NOT_INITIALIZED',
-      `tree "${tree.name}" has no images in ${tree.store}`,
-      {
-        hint: `create them with: squashtree init ${tree.name} --dir ${tree.dir}`,
-      },
-    );
+    const uninitialized = { state: 'uninitialized', engine: 'none', foreign: false } as const;
+    throw refusalFor('verify', uninitialized, subjectOf(ctx));
   }
   const g = generation(m, gen ?? m.current);
   const images: ImageVerdict[] = [];

@@ -13,7 +13,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { SquashtreeError, errnoCode } from '../errors.js';
 import type { TreeContext } from '../lifecycle/context.js';
-import { checkImages } from '../lifecycle/integrity.js';
+import { checkImages } from '../store/image-integrity.js';
 import { observe, requireManifest } from '../lifecycle/observe.js';
 import type { Tree } from '../lifecycle/tree.js';
 import { currentGeneration, type Generation, type Manifest } from '../store/manifest.js';

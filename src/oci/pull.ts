@@ -23,11 +23,8 @@ import { promises as fsp } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { SquashtreeError } from '../errors.js';
 import type { TreeContext } from '../lifecycle/context.js';
-import { discardLocked } from '../lifecycle/discard.js';
 import { observe, type Observation } from '../lifecycle/observe.js';
-import { startLocked } from '../lifecycle/start.js';
-import { treeStatus } from '../lifecycle/status.js';
-import { stopLocked } from '../lifecycle/stop.js';
+import { applySwitch, planSwitch, switchIfBehind } from '../lifecycle/switch.js';
 import type { Tree } from '../lifecycle/tree.js';
 import type { RegistryClient } from './client.js';
 import {
@@ -105,20 +102,22 @@ export async function pullTree(
 ): Promise<PullResult> {
   const ref = parseReference(refText);
   const key = opts.verifyKey ? await loadPublicKey(opts.verifyKey) : undefined;
-  return tree.locked((ctx) =>
-    pullLocked(ctx, ref, opts, key ? { key, path: opts.verifyKey ?? '' } : undefined),
+  // The tree as Tree observed it under the lock: pull decides on that one observation.
+  return tree.locked((ctx, _lock, obs) =>
+    pullLocked(ctx, obs, ref, opts, key ? { key, path: opts.verifyKey ?? '' } : undefined),
   );
 }
 
 async function pullLocked(
   ctx: TreeContext,
+  obs: Observation,
   ref: Reference,
   opts: PullOptions,
   verify: { key: KeyObject; path: string } | undefined,
 ): Promise<PullResult> {
   const client = await makeClient(ref, opts);
   try {
-    return await pullWith(ctx, client, ref, opts, verify);
+    return await pullWith(ctx, obs, client, ref, opts, verify);
   } finally {
     client.close();
   }
@@ -126,6 +125,7 @@ async function pullLocked(
 
 async function pullWith(
   ctx: TreeContext,
+  obs: Observation,
   client: RegistryClient,
   ref: Reference,
   opts: PullOptions,
@@ -136,7 +136,6 @@ async function pullWith(
   const store = tree.store;
   await ensureStore(store);
   await cleanupOciTemps(store);
-  const obs = await observe(ctx);
   const m = obs.manifest;
   const state = await readOciState(store);
   warnPlainHttp(ctx, ref, opts);
@@ -182,7 +181,7 @@ async function pullWith(
       how: 'reused' as const,
       transferred: 0,
     })),
-    switched: await restartIfBehind(ctx, obs, have, opts),
+    switched: await switchIfBehind(ctx, obs, have, opts),
     generation,
     localGeneration: have.current,
     upToDate: true,
@@ -220,22 +219,7 @@ async function pullWith(
     );
   }
 
-  let discardNeeded = false;
-  if (obs.state === 'mounted' || obs.state === 'interrupted') {
-    const st = await treeStatus(ctx);
-    if (obs.state === 'interrupted' || st.pending.files > 0) {
-      if (!opts.discard) {
-        throw new SquashtreeError(
-          'E_PENDING',
-          `tree "${tree.name}" has ${st.pending.files} pending change(s)${obs.state === 'interrupted' ? ' from an interrupted session' : ''}; pulling would hide them`,
-          {
-            hint: `commit them (squashtree commit ${tree.name}) and publish them from here, or drop them: squashtree pull ${tree.name} REF --discard`,
-          },
-        );
-      }
-      discardNeeded = true;
-    }
-  }
+  const { discardNeeded } = await planSwitch(ctx, obs, opts);
 
   const same =
     m !== null &&
@@ -302,19 +286,7 @@ async function pullWith(
     `generation ${n} is current${obs.state === 'mounted' ? ' (the tree shows it after a restart)' : ''}`,
   );
 
-  let discarded: PullResult['discarded'] = null;
-  let switched = false;
-  if (discardNeeded) {
-    // Remounts a mounted tree on the new current generation.
-    const d = await discardLocked(ctx);
-    discarded = { files: d.files, bytes: d.bytes };
-    switched = obs.state === 'mounted';
-  } else if (opts.restart && obs.state === 'mounted') {
-    reporter.step(`restarting ${tree.dir} on generation ${n}`);
-    await stopLocked(ctx, { noCompact: true });
-    await startLocked(ctx);
-    switched = true;
-  }
+  const { switched, discarded } = await applySwitch(ctx, obs, { discardNeeded }, opts, n);
   const now = await observe(ctx);
   const pinned = new Set<string>(now.session?.lower ?? []);
   const committed = now.session?.committedGeneration;
@@ -336,32 +308,6 @@ async function pullWith(
     discarded,
     durationMs: performance.now() - t0,
   };
-}
-
-/**
- * Nothing new to pull, but a mounted tree still shows an older generation
- * (a pull without --restart, or a restart that found the tree busy): with
- * --restart, switch it now, unless it has pending changes.
- */
-async function restartIfBehind(
-  ctx: TreeContext,
-  obs: Observation,
-  m: Manifest,
-  opts: PullOptions,
-): Promise<boolean> {
-  const s = obs.session;
-  if (!opts.restart || obs.state !== 'mounted' || !s) return false;
-  if ((s.committedGeneration ?? s.generation) === m.current) return false;
-  if ((await treeStatus(ctx)).pending.files > 0) {
-    ctx.reporter.warn(
-      `${ctx.tree.name} has pending changes: not restarted onto generation ${m.current}`,
-    );
-    return false;
-  }
-  ctx.reporter.step(`restarting ${ctx.tree.dir} on generation ${m.current}`);
-  await stopLocked(ctx, { noCompact: true });
-  await startLocked(ctx);
-  return true;
 }
 
 function stateRecord(ref: string, digest: string, generation: number, localGeneration: number) {

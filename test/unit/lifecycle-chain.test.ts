@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { resolveChain } from '../../src/lifecycle/chain.js';
+import { resolveChain } from '../../src/lifecycle/commit-chain.js';
 import type { Layout } from '../../src/lifecycle/layout.js';
 import type { Session } from '../../src/lifecycle/session.js';
 import {

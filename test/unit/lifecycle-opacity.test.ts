@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { needRoot, sandbox } from '../helpers/env.js';
 import { buildTree } from '../helpers/tree.js';
 import { byPath, walkSync } from '../../src/fs/walk.js';
-import { dirNames, isOpaque, readMergedNlinks } from '../../src/lifecycle/opacity.js';
+import { dirNames, isOpaque, readMergedNlinks } from '../../src/layer/opacity.js';
 
 async function overlay(t: TestContext): Promise<{ lower: string; upper: string; merged: string }> {
   const sb = await sandbox(t, 'st-opacity-');

@@ -6,9 +6,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Entry, EntryType } from '../../src/fs/walk.js';
-import { planLayer, type PlanStack } from '../../src/lifecycle/plan.js';
-import type { StackEntry } from '../../src/lifecycle/stack-view.js';
-import { snapshotOf } from '../../src/lifecycle/upper.js';
+import { planLayer, type PlanStack } from '../../src/layer/layer-plan.js';
+import type { StackEntry } from '../../src/layer/stack-view.js';
+import { snapshotOf } from '../../src/layer/upper-scan.js';
 import type { Inode, Stat } from '../../src/squashfs/index.js';
 
 let nextIno = 1000n;

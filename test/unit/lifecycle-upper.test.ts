@@ -1,7 +1,7 @@
 /** signature, snapshotOf and pendingChanges on hand-built upper entries. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pendingChanges, signature, snapshotOf } from '../../src/lifecycle/upper.js';
+import { pendingChanges, signature, snapshotOf } from '../../src/layer/upper-scan.js';
 import type { Entry } from '../../src/fs/walk.js';
 
 let nextIno = 100n;

@@ -16,7 +16,7 @@
 import type { Difference } from '../image/compare.js';
 import { metaDiff } from '../image/match.js';
 import { displayPath, joinRel } from '../fs/paths.js';
-import type { Plan } from './plan.js';
+import type { Plan } from './layer-plan.js';
 import type { StackView } from './stack-view.js';
 import { isExcluded } from '../config/exclude.js';
 

@@ -7,7 +7,7 @@
  * holds still the commit fails and the previous generation stays current.
  *
  * What is copied is chosen from the "before" scan (select: the plan of the
- * layer, plan.ts, which reads the link counts of the overlay's dirs where it
+ * layer, layer-plan.ts, which reads the link counts of the overlay's dirs where it
  * needs them), and what a commit needs to know of the mounted tree (the
  * names it shows in the dirs the layer holds) is read between the two scans
  * too, so all of it describes exactly the upper that was copied.
@@ -24,7 +24,7 @@ import { isInterrupted } from '../exec/run.js';
 import { displayPath, fsPath } from '../fs/paths.js';
 import type { Entry } from '../fs/walk.js';
 import { copyEntries } from './copy-entries.js';
-import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper.js';
+import { CAPTURE_HINT, scanUpper, signature, VanishedDuringScan } from './upper-scan.js';
 
 export interface Capture<T> {
   /** The upper's entries as they were when copied. */

@@ -6,10 +6,10 @@
  */
 import { promises as fsp } from 'node:fs';
 import { isWithin } from '../config/values.js';
-import { listLoops, detachLoop } from '../mount/loop.js';
-import { canMountTmpfs, mountOverlay, mountSquashfs, unmountAll } from '../mount/mount.js';
+import { listLoops, detachLoop } from './loop.js';
+import { canMountTmpfs, mountOverlay, mountSquashfs, unmountAll } from './mount.js';
 import { checkMetadata } from '../image/check.js';
-import { readMounts, type MountEntry } from '../mount/mountinfo.js';
+import { readMounts, type MountEntry } from './mountinfo.js';
 
 export interface MountedStack {
   /** Image mount points, base first. */

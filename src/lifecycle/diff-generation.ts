@@ -7,8 +7,8 @@ import { SquashtreeError } from '../errors.js';
 import { generation, readManifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
 import { ImageTables, SquashfsImage, diffTopLayer } from '../squashfs/index.js';
-import type { Change } from './plan.js';
-import { TYPE_OF } from './stack-view.js';
+import type { Change } from '../layer/layer-plan.js';
+import { TYPE_OF } from '../layer/stack-view.js';
 import type { TreeContext } from './context.js';
 import type { DiffResult } from './diff.js';
 

@@ -8,8 +8,8 @@ import { promises as fsp } from 'node:fs';
 import { SquashtreeError, errnoCode } from '../errors.js';
 import { sha256File } from '../fs/hash.js';
 import { writeFileAtomic } from '../fs/durable.js';
-import type { Manifest } from '../store/manifest.js';
-import { imagePath } from '../store/store.js';
+import type { Manifest } from './manifest.js';
+import { imagePath } from './store.js';
 
 type Cache = Record<string, { key: string; sha256: string }>;
 

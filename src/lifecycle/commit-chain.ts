@@ -17,7 +17,7 @@ import { currentGeneration, type Generation, type Manifest } from '../store/mani
 import type { Layout } from './layout.js';
 import type { Session } from './session.js';
 import { readGenerationSnapshot, readLegacySnapshot } from './snapshot.js';
-import type { UpperSnapshot } from './upper.js';
+import type { UpperSnapshot } from '../layer/upper-scan.js';
 
 export interface Chain {
   /** The session as it should be recorded (with a head taken up from a killed commit). */

@@ -1,7 +1,7 @@
 /**
  * One layer format for every engine. A layer must read the same through
  * the kernel overlay and through fuse-overlayfs run by a user, so what a
- * commit packs is brought into one form (plan.ts works it out):
+ * commit packs is brought into one form (layer-plan.ts works it out):
  *
  * - Deletions are whiteouts, char devices 0/0 (what the kernel writes, and
  *   what fuse-overlayfs writes too where it may mknod them; Linux lets any

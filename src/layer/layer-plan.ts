@@ -27,7 +27,7 @@ import { entrySize, type StackEntry, type StackView } from './stack-view.js';
 
 /** What planning reads of the images below: a StackView (a fake in unit tests). */
 export type PlanStack = Pick<StackView, 'lookup' | 'names' | 'subtree' | 'stat'>;
-import { signature, signatureIdentity, type UpperSnapshot } from './upper.js';
+import { signature, signatureIdentity, type UpperSnapshot } from './upper-scan.js';
 import { OPAQUE_MARKERS, isWhiteout } from './whiteouts.js';
 import { isExcluded } from '../config/exclude.js';
 
