@@ -133,6 +133,30 @@ describe('commit: what packs the image', { concurrency: false }, () => {
     await f.ok('stop', 't');
   });
 
+  it('a zstd tree is packed by the writer (its zstd encoder) and reads back through the kernel', async (t) => {
+    if (!needRoot(t)) return;
+    const f = await initTree(
+      t,
+      tricky,
+      [],
+      '[defaults]\ncompact-after = 50\ncompression = "zstd"\n',
+    );
+    const tw = new Twin(f.tree, f.model);
+    await f.ok('start', 't');
+    await trickyChanges(tw);
+    await tw.write('text.txt', 'compressible '.repeat(20_000));
+    const r = result(await f.ok('commit', 't', '--json'));
+    assert.deepEqual([r?.packMethod, r?.imageKind], ['writer', 'layer']);
+    const sb = execFileSync('unsquashfs', ['-s', join(f.store, 'g000002-layer.sqfs')], {
+      encoding: 'utf8',
+    });
+    assert.match(sb, /Compression zstd/);
+    await f.ok('stop', 't');
+    await f.ok('start', 't');
+    await assertSameTree(f.model, f.tree, 'zstd stack');
+    await f.ok('stop', 't');
+  });
+
   it('a change of most of the tree makes a one-image generation; the next commit stacks on it', async (t) => {
     if (!needRoot(t)) return;
     const spec: Spec = { small: 'small\n', deep: { dir: { a: 'a\n' } }, gone: 'x\n' };
