@@ -198,6 +198,8 @@ async function session(args: Args, corpus: string): Promise<CommitRow[] | null> 
               durationMs: number;
               layers: number;
               mode?: string;
+              packMethod?: string;
+              imageKind?: string;
             };
           }[];
         }
@@ -214,7 +216,7 @@ async function session(args: Args, corpus: string): Promise<CommitRow[] | null> 
         wallMs: Math.round(r.ms),
         cpuMs: cpu ? Math.round((Number(cpu[1]) + Number(cpu[2])) * 1000) : -1,
         layers: res.layers,
-        mode: res.mode ?? '(whole upper)',
+        mode: `${res.mode ?? '(whole upper)'} ${res.imageKind ?? 'layer'} by ${res.packMethod ?? 'mksquashfs'}`,
         load: Math.round(load * 10) / 10,
       });
     }

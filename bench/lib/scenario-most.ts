@@ -25,7 +25,7 @@ export interface MostResult {
 }
 
 /** Fields a commit may use to say whether it wrote a layer or a new base. */
-const KIND_FIELDS = ['kind', 'wrote', 'method', 'packMethod', 'mode', 'decision', 'reason'];
+const KIND_FIELDS = ['packMethod', 'imageKind', 'baseReason', 'packReason', 'mode'];
 
 export async function runMost(
   corpus: Corpus,

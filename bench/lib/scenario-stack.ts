@@ -20,7 +20,7 @@ import { BUILTIN_DEFAULTS } from '../../src/config/schema.js';
 import type { Corpus } from './corpus.js';
 import { BenchError, run } from './exec.js';
 import { figure, type Figure, type FigureId } from './figures.js';
-import { num } from './fields.js';
+import { num, str } from './fields.js';
 import { secs } from './format.js';
 import { loopsBacking, mountLike } from './image-mount.js';
 import { alternate, paired, type Sample } from './pairs.js';
@@ -94,12 +94,15 @@ export async function runStack(
     say(`day 1 committed; ${rounds} rounds of commit / full pack${o.compact ? ' / compact' : ''}`);
     let compactCopy: BenchTree | undefined;
     const peerOut = join(dir, 'peer.sqfs');
+    // What packed each timed commit (the native writer, or mksquashfs): said with the figure.
+    const packed = new Set<string>();
     const contenders = [
       {
         name: 'commit',
         run: async () => {
           await run('sync', []);
           const c = await s.sq.commit();
+          packed.add(str(c.data, 'packMethod') ?? 'not reported');
           return {
             wallMs: c.wallMs,
             cpuMs: c.cpuMs,
@@ -180,7 +183,7 @@ export async function runStack(
         corpus.change === 'patch' ? 'commit-patch' : 'commit-day',
         commits,
         peers,
-        `${changes.join(', ')} changes`,
+        `${changes.join(', ')} changes; packed by ${[...packed].join(', ')}`,
       ),
     );
     if (o.compact) {

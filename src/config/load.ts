@@ -247,6 +247,7 @@ function resolveTree(
     keep: t.keep ?? BUILTIN_DEFAULTS.keep,
     compactAfter: t['compact-after'] ?? BUILTIN_DEFAULTS.compactAfter,
     compactMethod: t['compact-method'] ?? 'auto',
+    packMethod: t['pack-method'] ?? 'auto',
     mountOptions: t['mount-options'] ?? [],
     pullFrom: t['pull-from'],
     verifyKey: t['verify-key'],

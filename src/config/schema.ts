@@ -46,6 +46,11 @@ export const settingsShape = {
   'compact-after': z.number().int().min(1).max(400),
   /** auto: the native writer when the images allow it (no recompression), else mksquashfs. */
   'compact-method': z.enum(['auto', 'mksquashfs']),
+  /**
+   * auto: a commit's image is written by the native writer (a layer, or a
+   * new base when the change is most of the tree), else mksquashfs.
+   */
+  'pack-method': z.enum(['auto', 'mksquashfs']),
   'mount-options': z.array(z.enum(MOUNT_OPTIONS)),
   /** Registry reference `squashtree pull NAME` follows when no REF is given. */
   'pull-from': z.string(),
@@ -95,6 +100,7 @@ export interface TreeConfig {
   keep: number;
   compactAfter: number;
   compactMethod: 'auto' | 'mksquashfs';
+  packMethod: 'auto' | 'mksquashfs';
   mountOptions: string[];
   pullFrom: string | undefined;
   verifyKey: string | undefined;

@@ -18,10 +18,7 @@
  * interrupted session (no overlay to read the layer form off) is packed as
  * its upper is.
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { SquashtreeError } from '../errors.js';
+import { SquashtreeError, errorMessage } from '../errors.js';
 import { interruptSignal } from '../exec/run.js';
 import { walk, type Entry } from '../fs/walk.js';
 import {
@@ -30,9 +27,8 @@ import {
   type Generation,
   type Manifest,
 } from '../store/manifest.js';
-import { STAGE_PREFIX, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
+import { collectGarbage, imagePath, writeManifestOrUnpublish } from '../store/store.js';
 import { SquashfsUnsupportedError } from '../squashfs/index.js';
-import { canMountTmpfs, mountTmpfs, unmount } from '../mount/mount.js';
 import { captureUpper, scanWithTime, type Scan } from '../layer/capture.js';
 import { resolveChain, type Chain } from './commit-chain.js';
 import { packSettings, type TreeContext } from './context.js';
@@ -43,9 +39,11 @@ import { planLayer, type Plan } from '../layer/layer-plan.js';
 import { packAndPublish } from './publish.js';
 import { writeSession, type Session } from './session.js';
 import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
+import { choosePack, type PackChoice } from './commit-pack.js';
+import { isPackRefusal, type PackMethod } from './native-pack.js';
 import { checkStack } from '../layer/stack-check.js';
 import { StackView } from '../layer/stack-view.js';
-import { teardownUnder } from '../mount/image-stack.js';
+import { openStaging } from './staging.js';
 import { pendingChanges, signature, snapshotOf } from '../layer/upper-scan.js';
 import { makeWhiteouts } from '../layer/whiteouts.js';
 import { skipExcluded } from '../config/exclude.js';
@@ -71,6 +69,14 @@ export interface CommitResult {
   mode?: CommitMode;
   /** Why the layer was not stacked. */
   modeReason?: string;
+  /** What packed the image: squashtree's own writer, or mksquashfs (pack-method). */
+  packMethod?: PackMethod;
+  /** Why mksquashfs packed it, when it did. */
+  packReason?: string;
+  /** layer: stacked on the images below; base: a new base, the generation's only image. */
+  imageKind?: 'layer' | 'base';
+  /** Why a new base ("a new base: the change is N% of the tree"). */
+  baseReason?: string;
 }
 
 /** The new stack does not show what the tree shows: nothing was published. */
@@ -212,42 +218,86 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
     if (plan) await makeWhiteouts(stage, plan.whiteouts);
     const layerEntries = await walk(stage, skipExcluded(tree.exclude));
     const number = m.lastGeneration + 1;
-    const file = imageFileName(number, 'layer');
-    const images = [...below, file];
-    reporter.step(`packing layer ${file}${stacked ? '' : ` (${mode}: the whole upper)`}`);
-    const published = await packAndPublish({
-      source: stage,
-      store: tree.store,
-      file,
-      kind: 'layer',
-      settings: packSettings(tree),
-      exclude: tree.exclude,
-      verifyMount: layout.verifyMount,
-      verifyWith: 'reader',
-      expected: layerEntries,
-      onProgress: (f) => {
-        reporter.progress('packing', f);
-      },
-      afterPack: 'commit:after-pack',
-      whilePacking: 'commit:packing',
-      onPhase: (p) => {
-        if (p !== 'pack')
-          reporter.step(
-            p === 'verify'
-              ? 'verifying the layer against the captured upper'
-              : 'publishing the layer',
-          );
-      },
-      ...(plan && view && capture.listings
-        ? {
-            beforePublish: async (tmp: string): Promise<void> => {
-              reporter.step('checking that the new stack shows what the tree shows');
-              await proveStack(view, tmp, plan, capture.listings ?? new Map(), tree.exclude);
-              fault('commit:after-verify');
-            },
-          }
-        : {}),
+    const base = stacked
+      ? { files: a.chain.head?.files ?? null, bytes: a.chain.head?.bytes ?? null }
+      : { files: session.lowerFiles, bytes: session.lowerBytes };
+    let choice = await choosePack(ctx, {
+      mode,
+      below,
+      stagedBytes: plan ? plan.copyBytes : estimate,
+      treeBytes: plan ? base.bytes : null,
     });
+    const publish = (c: PackChoice): ReturnType<typeof packAndPublish> => {
+      const kind = c.newBase ? 'base' : 'layer';
+      const file = imageFileName(number, kind);
+      reporter.step(
+        c.newBase
+          ? `writing ${file}, ${c.newBase}`
+          : `packing layer ${file}${stacked ? '' : ` (${mode}: the whole upper)`}` +
+              ` with ${c.method === 'writer' ? 'the native writer' : `mksquashfs (${c.reason ?? ''})`}`,
+      );
+      return packAndPublish({
+        source: stage,
+        store: tree.store,
+        file,
+        kind,
+        settings: packSettings(tree),
+        method: c.method,
+        ...(c.newBase ? { below: below.map((f) => imagePath(tree.store, f)) } : {}),
+        exclude: tree.exclude,
+        verifyMount: layout.verifyMount,
+        verifyWith: 'reader',
+        expected: layerEntries,
+        onProgress: (f) => {
+          reporter.progress('packing', f);
+        },
+        afterPack: 'commit:after-pack',
+        whilePacking: 'commit:packing',
+        onPhase: (p) => {
+          if (p !== 'pack')
+            reporter.step(
+              p === 'verify'
+                ? c.newBase
+                  ? 'the writer checked the new base against the images and the captured upper'
+                  : 'verifying the layer against the captured upper'
+                : `publishing the ${kind}`,
+            );
+        },
+        ...(plan && view && capture.listings
+          ? {
+              beforePublish: async (tmp: string): Promise<void> => {
+                reporter.step(
+                  c.newBase
+                    ? 'checking that the new base shows what the tree shows'
+                    : 'checking that the new stack shows what the tree shows',
+                );
+                await proveStack(
+                  c.newBase ? null : view,
+                  tmp,
+                  plan,
+                  capture.listings ?? new Map(),
+                  tree.exclude,
+                );
+                fault('commit:after-verify');
+              },
+            }
+          : {}),
+      });
+    };
+    let published: Awaited<ReturnType<typeof packAndPublish>>;
+    try {
+      published = await publish(choice);
+    } catch (e) {
+      // The writer refused the merge (say an image it cannot read): the change goes on as a layer.
+      if (!choice.newBase || !isPackRefusal(e)) throw e;
+      reporter.warn(`the new base could not be written (${errorMessage(e)}): packing a layer`);
+      choice = { method: 'writer' };
+      published = await publish(choice);
+    }
+    if (published.method !== choice.method)
+      reporter.step(`packed with mksquashfs: ${published.methodReason ?? ''}`);
+    const file = published.record.file;
+    const images = choice.newBase ? [file] : [...below, file];
     fault('commit:after-publish');
     reporter.step('published; recording the generation');
     await writeGenerationSnapshot(layout, {
@@ -257,9 +307,6 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
       entries: snapshotOf(capture.entries),
     });
     fault('commit:after-snapshot');
-    const base = stacked
-      ? { files: a.chain.head?.files ?? null, bytes: a.chain.head?.bytes ?? null }
-      : { files: session.lowerFiles, bytes: session.lowerBytes };
     const gen: Generation = {
       generation: number,
       parent: m.current,
@@ -294,6 +341,12 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
       layers: gen.images.length,
       mode,
       ...(a.modeReason ? { modeReason: a.modeReason } : {}),
+      packMethod: published.method,
+      ...(published.methodReason || choice.reason
+        ? { packReason: published.methodReason ?? choice.reason }
+        : {}),
+      imageKind: choice.newBase ? 'base' : 'layer',
+      ...(choice.newBase ? { baseReason: choice.newBase } : {}),
     };
   } finally {
     await view?.close();
@@ -303,13 +356,14 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
 
 /** The new layer on the images below it shows what the tree showed when the upper was copied. */
 async function proveStack(
-  below: StackView,
+  below: StackView | null,
   layer: string,
   plan: Plan,
   listings: ReadonlyMap<string, readonly string[]>,
   exclude: readonly string[],
 ): Promise<void> {
-  const view = await below.withTop(layer);
+  // A new base is checked alone: it is the whole generation.
+  const view = below ? await below.withTop(layer) : await StackView.open([layer]);
   try {
     const diffs = await checkStack(view, plan.checks, listings, exclude);
     const first = diffs[0];
@@ -317,45 +371,4 @@ async function proveStack(
   } finally {
     await view.close();
   }
-}
-
-interface Staging {
-  dir: string;
-  close(): Promise<void>;
-}
-
-async function memAvailable(): Promise<number> {
-  const m = /MemAvailable:\s+(\d+) kB/.exec(await fsp.readFile('/proc/meminfo', 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
-/**
- * Where the copy goes: a private tmpfs when it fits easily in memory
- * (creating files on tmpfs is ten times faster than on a disk), the store
- * otherwise.
- */
-async function openStaging(ctx: TreeContext, bytes: number): Promise<Staging> {
-  const { layout, tree } = ctx;
-  await teardownUnder(layout.stage, tree.store);
-  const avail = await memAvailable();
-  // A user cannot mount a tmpfs: the copy then goes into the store.
-  if (bytes < avail / 4 && canMountTmpfs()) {
-    await fsp.mkdir(layout.stage, { recursive: true, mode: 0o700 });
-    const size = Math.min(Math.floor(avail / 2), Math.max(64 << 20, 2 * bytes + (64 << 20)));
-    await mountTmpfs(layout.stage, String(size));
-    return {
-      dir: join(layout.stage, 'upper'),
-      close: async () => {
-        await unmount(layout.stage);
-      },
-    };
-  }
-  const dir = join(tree.store, `${STAGE_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
-  return {
-    dir,
-    close: async () => {
-      await fsp.rm(dir, { recursive: true, force: true });
-      await fsp.rm(`${dir}.list`, { force: true });
-    },
-  };
 }

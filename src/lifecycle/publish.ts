@@ -12,20 +12,26 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
-import { SquashtreeError } from '../errors.js';
+import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import { publishFile } from '../fs/durable.js';
 import type { Entry } from '../fs/walk.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
 import { compareTrees, type CompareResult } from '../image/compare.js';
 import { matchImage } from '../image/match.js';
-import { SquashfsFormatError, SquashfsImage, SquashfsUnsupportedError } from '../squashfs/index.js';
+import {
+  SquashfsFormatError,
+  SquashfsImage,
+  SquashfsUnsupportedError,
+  type MergeImagesResult,
+} from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import { tempImagePath } from '../store/stage.js';
 import type { ImageRecord } from '../store/manifest.js';
 import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
 import { interruptSignal } from '../exec/run.js';
 import { skipExcluded } from '../config/exclude.js';
+import { isPackRefusal, packNative, type PackMethod } from './native-pack.js';
 
 export interface PublishRequest {
   source: string;
@@ -63,11 +69,25 @@ export interface PublishRequest {
   besidePack?: () => Promise<void>;
   /** A test hold point while mksquashfs runs (see faults.ts). */
   whilePacking?: HoldPoint;
+  /**
+   * writer: pack with squashtree's own writer (native-pack.ts), mksquashfs
+   * when it refuses (a layer only); mksquashfs (the default): mksquashfs.
+   */
+  method?: PackMethod;
+  /**
+   * For method writer: the images (absolute paths, bottom first) to merge
+   * the source onto, writing a new base; the writer's own check then stands
+   * for the comparison with the source, which holds only the changes.
+   */
+  below?: readonly string[];
 }
 
 export interface Published {
   record: ImageRecord;
   compare: CompareResult;
+  /** What packed it, and why not the writer when it was asked for. */
+  method: PackMethod;
+  methodReason?: string;
 }
 
 function requireMatch(result: CompareResult, image: string): CompareResult {
@@ -158,19 +178,57 @@ export async function verifyWithReader(
   return { compare: requireMatch(result, image), facts };
 }
 
-export async function packAndPublish(req: PublishRequest): Promise<Published> {
-  const tmp = tempImagePath(req.store);
-  try {
-    req.onPhase?.('pack');
-    // buildImage starts mksquashfs before it returns: the opaque marks are worked out beside it.
-    const packing = buildImage({
+/** Pack as asked; the method that packed and why the writer did not, when it did not. */
+async function pack(
+  req: PublishRequest,
+  tmp: string,
+): Promise<{ method: PackMethod; reason?: string; native?: MergeImagesResult }> {
+  const mksquashfs = async (reason?: string): Promise<{ method: PackMethod; reason?: string }> => {
+    await buildImage({
       source: req.source,
       output: tmp,
       ...req.settings,
       ...(req.exclude ? { exclude: req.exclude } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
-    const marks = req.verifyWith === 'reader' ? req.opaque?.() : undefined;
+    return { method: 'mksquashfs', ...(reason ? { reason } : {}) };
+  };
+  if (req.method !== 'writer') return mksquashfs();
+  try {
+    const native = await packNative({
+      source: req.source,
+      output: tmp,
+      below: req.below ?? [],
+      settings: req.settings,
+      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    });
+    return { method: 'writer', native };
+  } catch (e) {
+    if (errnoCode(e) === 'ENOSPC') {
+      throw new SquashtreeError(
+        'E_NO_SPACE',
+        `No space left on device while writing ${req.file} in ${req.store}`,
+        {
+          path: req.store,
+          hint: 'free space in the store, then try again; nothing was published',
+          cause: e,
+        },
+      );
+    }
+    // A new base has no mksquashfs fallback here: the caller packs a layer instead.
+    if (req.below?.length || !isPackRefusal(e)) throw e;
+    return mksquashfs(errorMessage(e));
+  }
+}
+
+export async function packAndPublish(req: PublishRequest): Promise<Published> {
+  const tmp = tempImagePath(req.store);
+  const newBase = req.method === 'writer' && (req.below?.length ?? 0) > 0;
+  try {
+    req.onPhase?.('pack');
+    // The pack starts before it returns: the opaque marks are worked out beside it.
+    const packing = pack(req, tmp);
+    const marks = req.verifyWith === 'reader' && !newBase ? req.opaque?.() : undefined;
     // Settled first, so a failure while the test holds the pack is handled.
     const settled = Promise.allSettled([packing, marks, req.besidePack?.()]);
     if (req.whilePacking) await hold(req.whilePacking);
@@ -178,30 +236,36 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
     if (beside.status === 'rejected') throw beside.reason;
     if (packed.status === 'rejected') throw packed.reason;
     if (opaque.status === 'rejected') throw opaque.reason;
-    // A signal that came as mksquashfs finished: no further step begins.
+    // A signal that came as the pack finished: no further step begins.
     interruptSignal().throwIfAborted();
     if (req.afterPack) fault(req.afterPack);
     req.onPhase?.('verify');
+    const native = packed.value.native;
     const { compare, facts } =
-      req.verifyWith === 'reader'
-        ? await verifyWithReader(
-            tmp,
-            req.source,
-            req.verifyMount,
-            req.exclude,
-            opaque.value,
-            req.expected,
-          )
-        : {
-            compare: await verifyAgainst(
+      newBase && native
+        ? {
+            compare: { differences: [], entries: native.inodes, files: native.files, bytes: 0 },
+            facts: await imageFacts(tmp),
+          }
+        : req.verifyWith === 'reader'
+          ? await verifyWithReader(
               tmp,
               req.source,
               req.verifyMount,
               req.exclude,
-              req.onVerifyProgress,
-            ),
-            facts: await imageFacts(tmp),
-          };
+              opaque.value,
+              req.expected,
+            )
+          : {
+              compare: await verifyAgainst(
+                tmp,
+                req.source,
+                req.verifyMount,
+                req.exclude,
+                req.onVerifyProgress,
+              ),
+              facts: await imageFacts(tmp),
+            };
     if (req.beforePublish) await req.beforePublish(tmp);
     req.onPhase?.('publish');
     const finalPath = join(req.store, req.file);
@@ -215,7 +279,12 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
       blockSize: req.settings.blockSize,
       created: new Date().toISOString(),
     };
-    return { record, compare };
+    return {
+      record,
+      compare,
+      method: packed.value.method,
+      ...(packed.value.reason ? { methodReason: packed.value.reason } : {}),
+    };
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;

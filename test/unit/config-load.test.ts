@@ -26,6 +26,7 @@ describe('parseConfig: valid configs', () => {
       keep: 2,
       compactAfter: 2,
       compactMethod: 'auto',
+      packMethod: 'auto',
       mountOptions: [],
       pullFrom: undefined,
       verifyKey: undefined,

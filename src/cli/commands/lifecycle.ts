@@ -26,7 +26,7 @@ export function renderStart(r: StartResult): string {
 export function renderCommit(r: CommitResult): string {
   if (!r.committed)
     return `${r.tree}: ${r.reason ?? 'nothing committed'} (generation ${r.generation})`;
-  return `${r.tree}: committed generation ${r.generation}: ${count(r.pendingFiles, 'change')} (${bytes(r.pendingBytes)}) in a ${bytes(r.layerBytes)} layer, ${count(r.layers, 'image')}, ${seconds(r.durationMs)}`;
+  return `${r.tree}: committed generation ${r.generation}: ${count(r.pendingFiles, 'change')} (${bytes(r.pendingBytes)}) in a ${bytes(r.layerBytes)} ${r.imageKind === 'base' ? 'new base' : 'layer'}, ${count(r.layers, 'image')}, ${seconds(r.durationMs)}`;
 }
 
 export function renderCompact(r: CompactResult): string {

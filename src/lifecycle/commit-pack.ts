@@ -1,0 +1,65 @@
+/**
+ * How a commit packs (pack-method): with the native writer where it can
+ * (native-pack.ts), else with mksquashfs, and whether as a layer or as a
+ * new base. A layer costs what its files cost to compress; when the change
+ * is most of the tree, compressing it costs about what a full pack does, and
+ * a new base written from the stack's images (their blocks copied) and the
+ * staged upper costs little more, leaves one image instead of a stack that
+ * mostly hides itself, and saves the compaction that would follow.
+ */
+import { imagePath } from '../store/store.js';
+import type { CommitMode } from './commit.js';
+import { packSettings, type TreeContext } from './context.js';
+import { writerUnsuitable } from './merge-publish.js';
+import { writerUnsuitableFor, type PackMethod } from './native-pack.js';
+
+/**
+ * A new base when the staged bytes reach this share of the tree's: measured
+ * on GURU (13k files, six months' change ~60% of the bytes) and the
+ * generated tree (see bench/ and the README's commit figures).
+ */
+export const NEW_BASE_SHARE = 0.5;
+
+/** Below this the tree's fixed costs (start-up, mounts, checks) dominate either way: a layer keeps the stack. */
+export const NEW_BASE_MIN_BYTES = 4 << 20;
+
+export interface PackChoice {
+  method: PackMethod;
+  /** Why mksquashfs, when it packs. */
+  reason?: string;
+  /** Why a new base, when the commit writes one (the writer only). */
+  newBase?: string;
+}
+
+export interface PackQuestion {
+  mode: CommitMode;
+  /** The images the commit's layer would go on. */
+  below: readonly string[];
+  /** Bytes of the regular files staged. */
+  stagedBytes: number;
+  /** The tree's bytes as the images below hold it (null: unknown). */
+  treeBytes: number | null;
+}
+
+export async function choosePack(ctx: TreeContext, q: PackQuestion): Promise<PackChoice> {
+  const { tree } = ctx;
+  if (tree.packMethod === 'mksquashfs')
+    return { method: 'mksquashfs', reason: 'pack-method = "mksquashfs"' };
+  // The overlay's own xattrs (opaque dirs) stay in such a layer; mksquashfs keeps them as they are.
+  if (q.mode === 'raw')
+    return { method: 'mksquashfs', reason: "an interrupted session's upper is packed as it is" };
+  const settings = packSettings(tree);
+  const unsuitable = writerUnsuitableFor(settings);
+  if (unsuitable) return { method: 'mksquashfs', reason: unsuitable };
+  if (q.treeBytes === null || q.treeBytes < NEW_BASE_MIN_BYTES || q.below.length === 0)
+    return { method: 'writer' };
+  const share = q.stagedBytes / q.treeBytes;
+  if (share < NEW_BASE_SHARE) return { method: 'writer' };
+  // The images must share the tree's compressor and block size for their blocks to be copied.
+  const below = q.below.map((f) => imagePath(tree.store, f));
+  if ((await writerUnsuitable(below, settings)) !== null) return { method: 'writer' };
+  return {
+    method: 'writer',
+    newBase: `a new base: the change is ${Math.round(share * 100)}% of the tree`,
+  };
+}
