@@ -8,7 +8,6 @@
  * mostly hides itself, and saves the compaction that would follow.
  */
 import { imagePath } from '../store/store.js';
-import type { CommitMode } from './commit.js';
 import { packSettings, type TreeContext } from './context.js';
 import { writerUnsuitable } from './merge-publish.js';
 import { writerUnsuitableFor, type PackMethod } from './native-pack.js';
@@ -18,6 +17,10 @@ import { writerUnsuitableFor, type PackMethod } from './native-pack.js';
  * on GURU (13k files, six months' change ~60% of the bytes) and the
  * generated tree (see bench/ and the README's commit figures).
  */
+
+/** How a commit packs: stacked (the changes since the session's last commit), full (the whole upper on the images the session mounted), raw (an interrupted session's upper as it is). */
+export type CommitMode = 'stacked' | 'full' | 'raw';
+
 export const NEW_BASE_SHARE = 0.5;
 
 /** Below this the tree's fixed costs (start-up, mounts, checks) dominate either way: a layer keeps the stack. */

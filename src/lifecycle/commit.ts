@@ -39,7 +39,7 @@ import { planLayer, type Plan } from '../layer/layer-plan.js';
 import { packAndPublish } from './publish.js';
 import { writeSession, type Session } from './session.js';
 import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { choosePack, type PackChoice } from './commit-pack.js';
+import { choosePack, type CommitMode, type PackChoice } from './commit-pack.js';
 import { isPackRefusal, type PackMethod } from './native-pack.js';
 import { checkStack } from '../layer/stack-check.js';
 import { StackView } from '../layer/stack-view.js';
@@ -48,7 +48,7 @@ import { pendingChanges, signature, snapshotOf } from '../layer/upper-scan.js';
 import { makeWhiteouts } from '../layer/whiteouts.js';
 import { skipExcluded } from '../config/exclude.js';
 
-export type CommitMode = 'stacked' | 'full' | 'raw';
+export type { CommitMode };
 
 export interface CommitResult {
   tree: string;
