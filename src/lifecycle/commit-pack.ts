@@ -12,14 +12,14 @@ import { packSettings, type TreeContext } from './context.js';
 import { writerUnsuitable } from './merge-publish.js';
 import { writerUnsuitableFor, type PackMethod } from './native-pack.js';
 
+/** How a commit packs: stacked (the changes since the session's last commit), full (the whole upper on the images the session mounted), raw (an interrupted session's upper as it is). */
+export type CommitMode = 'stacked' | 'full' | 'raw';
+
 /**
  * A new base when the staged bytes reach this share of the tree's: measured
  * on GURU (13k files, six months' change ~60% of the bytes) and the
  * generated tree (see bench/ and the README's commit figures).
  */
-
-/** How a commit packs: stacked (the changes since the session's last commit), full (the whole upper on the images the session mounted), raw (an interrupted session's upper as it is). */
-export type CommitMode = 'stacked' | 'full' | 'raw';
 
 export const NEW_BASE_SHARE = 0.5;
 
