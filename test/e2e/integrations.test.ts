@@ -132,7 +132,8 @@ describe('integrations', { concurrency: false }, () => {
 
   it('the portage hook commits only its tree, ignores other repositories, fails only when the commit fails', async (t) => {
     if (!needRoot(t)) return;
-    const f = await initTree(t);
+    // The stand-in below is mksquashfs, so commits here pack with it (pack-method auto uses the writer).
+    const f = await initTree(t, undefined, [], '[defaults]\npack-method = "mksquashfs"\n');
     const root = join(f.sb.dir, 'root');
     await f.ok('install', 'portage', '--root', root);
     const hook = join(root, 'etc/portage/repo.postsync.d/squashtree');

@@ -25,7 +25,8 @@ async function status(f: {
 describe('safety rules', { concurrency: false }, () => {
   it('a mksquashfs "Failed to read file" message fails the commit; the generation stays', async (t) => {
     if (!needRoot(t)) return;
-    const f = await initTree(t);
+    // The stand-in below is mksquashfs, so commits here pack with it (pack-method auto uses the writer).
+    const f = await initTree(t, undefined, [], '[defaults]\npack-method = "mksquashfs"\n');
     await f.ok('start', 't');
     await fsp.writeFile(join(f.tree, 'x'), 'x\n');
     // mksquashfs exits 0 after storing an empty file; this stand-in does the same.
