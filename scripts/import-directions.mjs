@@ -10,6 +10,7 @@ import madge from 'madge';
 const root = new URL('..', import.meta.url).pathname;
 const RANK = {
   'errors.ts': 0,
+  'faults.ts': 2,
   squashfs: 0,
   exec: 1,
   fs: 1,
@@ -19,6 +20,7 @@ const RANK = {
   image: 3,
   mount: 5,
   layer: 6,
+  pack: 6,
   lifecycle: 7,
   oci: 8,
   integrations: 8,

@@ -9,8 +9,8 @@
  */
 import { imagePath } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
-import { writerUnsuitable } from './merge-publish.js';
-import { writerUnsuitableFor, type PackMethod } from './native-pack.js';
+import { writerUnsuitable } from '../pack/merge-image.js';
+import { writerUnsuitableFor, type PackMethod } from '../pack/native-pack.js';
 
 /** How a commit packs: stacked (the changes since the session's last commit), full (the whole upper on the images the session mounted), raw (an interrupted session's upper as it is). */
 export type CommitMode = 'stacked' | 'full' | 'raw';

@@ -16,11 +16,11 @@
 import { currentGeneration, imageFileName, type Generation } from '../store/manifest.js';
 import { cleanupTemps, collectGarbage, writeManifestOrUnpublish } from '../store/store.js';
 import { extraMountOptions, packSettings, type TreeContext } from './context.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
-import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from './merge-publish.js';
-import { packAndPublish } from './publish.js';
+import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from '../pack/merge-image.js';
+import { packAndPublish } from '../pack/pack-image.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
 import { appendGeneration, mergeRecipe } from '../store/manifest.js';

@@ -23,11 +23,11 @@ import { stageImage } from '../store/stage.js';
 import { acquireLock } from './lock.js';
 import { makeContext, packSettings } from './context.js';
 import { ensureSecureDir } from '../fs/secure.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { adoptStore } from './init-adopt.js';
 import type { InitRequest, InitResult } from './init-request.js';
 import { checkDir, checkIsBase, copyIn, refuseWhiteouts, removeSource } from './init-source.js';
-import { packAndPublish, verifyAgainst } from './publish.js';
+import { packAndPublish, verifyAgainst } from '../pack/pack-image.js';
 
 export type { InitRequest, InitResult } from './init-request.js';
 

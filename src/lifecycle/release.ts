@@ -9,7 +9,7 @@ import { SquashtreeError } from '../errors.js';
 import { canMountTmpfs, unmount } from '../mount/mount.js';
 import { detachStaleLoops, teardownUnder } from '../mount/image-stack.js';
 import type { TreeContext } from './context.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { removeSession } from './session.js';
 
 /** After the overlay is gone: images, views, then the upper. */

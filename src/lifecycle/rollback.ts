@@ -6,7 +6,7 @@
 import { SquashtreeError } from '../errors.js';
 import { generation, writeManifest } from '../store/manifest.js';
 import type { TreeContext } from './context.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 

@@ -14,7 +14,7 @@ import { checkNotSystemDir } from '../config/system-paths.js';
 import { currentGeneration } from '../store/manifest.js';
 import { cleanupTemps } from '../store/store.js';
 import { extraMountOptions, type TreeContext } from './context.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { removeSession, writeSession, type Session } from './session.js';

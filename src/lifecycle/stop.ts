@@ -9,7 +9,7 @@ import { currentGeneration } from '../store/manifest.js';
 import { commitLocked, type CommitResult } from './commit.js';
 import { compactLocked, type CompactResult } from './compact.js';
 import type { TreeContext } from './context.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 import { admitObserved, observe, type Observation } from './observe.js';
 import { readSession } from './session.js';
 import { releaseSession } from './release.js';

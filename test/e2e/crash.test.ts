@@ -14,7 +14,7 @@ import { cli } from '../helpers/cli.js';
 import { assertSameTree, setXattr, type Spec } from '../helpers/tree.js';
 import { Twin } from '../helpers/twin.js';
 import { initTree, leftovers, parseJson, type StatusJson } from '../helpers/setup.js';
-import type { FaultPoint } from '../../src/lifecycle/faults.js';
+import type { FaultPoint } from '../../src/faults.js';
 
 const ACK = { SQUASHTREE_TEST_FAULT_ACK: 'kill-me-i-am-a-test' };
 

@@ -21,7 +21,7 @@ import { damagedStackImage } from '../store/image-errors.js';
 import type { ImageRecord } from '../store/manifest.js';
 import { stageImage } from '../store/stage.js';
 import { interruptSignal } from '../exec/run.js';
-import { fault } from './faults.js';
+import { fault } from '../faults.js';
 
 export interface MergeRequest {
   store: string;

@@ -12,7 +12,7 @@
  * see the check that must catch it do so.
  */
 import { existsSync } from 'node:fs';
-import { interruptSignal } from '../exec/run.js';
+import { interruptSignal } from './exec/run.js';
 
 const ACK = 'kill-me-i-am-a-test';
 

@@ -9,11 +9,9 @@
  * and data block on the way.
  */
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Compressor } from '../config/schema.js';
 import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
-import { publishFile } from '../fs/durable.js';
 import type { Entry } from '../fs/walk.js';
 import { buildImage, type PackSettings } from '../image/mksquashfs.js';
 import { checkMetadata, imageFacts, type ImageFacts } from '../image/check.js';
@@ -26,9 +24,9 @@ import {
   type MergeImagesResult,
 } from '../squashfs/index.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
-import { tempImagePath } from '../store/stage.js';
+import { stageImage } from '../store/stage.js';
 import type { ImageRecord } from '../store/manifest.js';
-import { fault, hold, type FaultPoint, type HoldPoint } from './faults.js';
+import { fault, hold, type FaultPoint, type HoldPoint } from '../faults.js';
 import { interruptSignal } from '../exec/run.js';
 import { skipExcluded } from '../config/exclude.js';
 import { isPackRefusal, packNative, type PackMethod } from './native-pack.js';
@@ -222,9 +220,14 @@ async function pack(
 }
 
 export async function packAndPublish(req: PublishRequest): Promise<Published> {
-  const tmp = tempImagePath(req.store);
   const newBase = req.method === 'writer' && (req.below?.length ?? 0) > 0;
-  try {
+  const image = {
+    file: req.file,
+    kind: req.kind,
+    compression: req.settings.compression satisfies Compressor,
+    blockSize: req.settings.blockSize,
+  };
+  const { record, result } = await stageImage(req.store, image, async (tmp) => {
     req.onPhase?.('pack');
     // The pack starts before it returns: the opaque marks are worked out beside it.
     const packing = pack(req, tmp);
@@ -268,25 +271,12 @@ export async function packAndPublish(req: PublishRequest): Promise<Published> {
             };
     if (req.beforePublish) await req.beforePublish(tmp);
     req.onPhase?.('publish');
-    const finalPath = join(req.store, req.file);
-    await publishFile(tmp, finalPath);
-    const record: ImageRecord = {
-      file: req.file,
-      kind: req.kind,
-      bytes: facts.bytes,
-      sha256: facts.sha256,
-      compression: req.settings.compression satisfies Compressor,
-      blockSize: req.settings.blockSize,
-      created: new Date().toISOString(),
-    };
-    return {
-      record,
-      compare,
-      method: packed.value.method,
-      ...(packed.value.reason ? { methodReason: packed.value.reason } : {}),
-    };
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+    return { result: { compare, packed: packed.value }, facts };
+  });
+  return {
+    record,
+    compare: result.compare,
+    method: result.packed.method,
+    ...(result.packed.reason ? { methodReason: result.packed.reason } : {}),
+  };
 }
