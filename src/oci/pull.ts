@@ -1,39 +1,36 @@
 /**
  * pull: make a published generation the current one of a local tree,
- * fetching only what the store lacks. Under the tree's lock:
+ * fetching only what the store lacks. Under the tree's lock, five steps
+ * (pull-steps.ts, pull-images.ts):
  *
- *  1. HEAD the tag; a digest already applied (and still current) ends here.
- *  2. GET the manifest by digest (its bytes must hash to it), check its
- *     signature when a key is given, GET the config; a generation older than
- *     the local one is refused unless --allow-downgrade (no rollback attacks).
- *  3. Pending local changes are never lost: pull refuses while there are any,
- *     unless --discard.
- *  4. Each missing image is rebuilt from its recipe where the store holds
- *     (or the registry serves, more cheaply) its inputs, else downloaded
- *     (acquire.ts): a download streams into a file of the store that an
- *     interrupted run leaves for the next to resume, checked for size and
- *     sha256 while it arrives and by unsquashfs, then renamed to its name.
- *  5. The new manifest is written atomically (the same swap commit uses),
- *     then STORE/oci.json, then old generations beyond `keep` are collected.
+ *  1. Resolve: HEAD the tag; a digest already applied (and still current)
+ *     ends here.
+ *  2. Verify: GET the manifest by digest (its bytes must hash to it), check
+ *     its signature when a key is given, GET the config; a generation older
+ *     than the local one is refused unless --allow-downgrade (no rollback
+ *     attacks). Pending local changes are never lost: the table's switch
+ *     row refuses while there are any, unless --discard.
+ *  3. Download: each missing image is rebuilt from its recipe where the
+ *     store holds (or the registry serves, more cheaply) its inputs, else
+ *     downloaded (acquire.ts): a download streams into a file of the store
+ *     that an interrupted run leaves for the next to resume, checked for
+ *     size and sha256 while it arrives and by unsquashfs, then renamed.
+ *  4. Record: the new manifest is written atomically (the same swap commit
+ *     uses), then STORE/oci.json.
+ *  5. Apply: switch the tree as asked, then collect old generations beyond
+ *     `keep`.
  *
  * A mounted tree keeps its images until its next restart (or at once with
  * --restart); its session's images are never collected meanwhile.
  */
 import { promises as fsp } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { SquashtreeError } from '../errors.js';
 import type { TreeContext } from '../lifecycle/context.js';
 import { observe, type Observation } from '../lifecycle/observe.js';
 import { applySwitch, planSwitch, switchIfBehind } from '../lifecycle/switch.js';
 import type { Tree } from '../lifecycle/tree.js';
 import type { RegistryClient } from './client.js';
-import {
-  appendGeneration,
-  currentGeneration,
-  writeManifest,
-  type Generation,
-  type Manifest,
-} from '../store/manifest.js';
+import { currentGeneration, type Manifest } from '../store/manifest.js';
 import { collectGarbage, ensureStore } from '../store/store.js';
 import { removeDownloads, type ImageOutcome } from './acquire.js';
 import { imageNumber, placeImages, type PulledImage } from './pull-images.js';
@@ -41,8 +38,7 @@ import { Chain } from './chain.js';
 import { formatReference, parseReference, type Reference } from './reference.js';
 import { makeClient, warnPlainHttp, type RegistryOptions } from './registry-options.js';
 import { loadPublicKey } from './sign.js';
-import { checkSignature } from './signatures.js';
-import { fetchGeneration } from './stack-manifest.js';
+import { recordGeneration, resolveDigest, stateRecord, verifyGeneration } from './pull-steps.js';
 import { cleanupOciTemps, readOciState, writeOciState } from './state.js';
 
 export interface PullOptions extends RegistryOptions {
@@ -93,8 +89,6 @@ export interface PullResult {
   durationMs: number;
 }
 
-const ACTIONS = ['init', 'adopt', 'commit', 'compact'] as const;
-
 export async function pullTree(
   tree: Tree,
   refText: string,
@@ -139,20 +133,10 @@ async function pullWith(
   const m = obs.manifest;
   const state = await readOciState(store);
   warnPlainHttp(ctx, ref, opts);
-  const target = ref.digest ?? ref.tag ?? 'latest';
-  const where = formatReference(ref, target);
+  const where = formatReference(ref, ref.digest ?? ref.tag ?? 'latest');
 
-  let digest: string;
-  if (ref.digest) digest = ref.digest;
-  else {
-    const head = await client.headManifest(target);
-    if (!head) {
-      throw new SquashtreeError('E_OCI_NOT_FOUND', `${where} does not exist`, {
-        hint: `publish it from the builder first: squashtree publish ${tree.name} ${ref.registry}/${ref.repository}`,
-      });
-    }
-    digest = head.digest;
-  }
+  // 1. Resolve.
+  const digest = await resolveDigest(client, ref, where, tree.name);
   const base = {
     tree: tree.name,
     ref: where,
@@ -195,32 +179,21 @@ async function pullWith(
     return upToDate(state.generation, m, null, null);
   }
 
+  // 2. Verify: the generation, its signature, no downgrade, and the switch allowed.
   reporter.step(`fetching manifest ${digest}`);
-  const head = await fetchGeneration(client, digest, where);
-  const signedBy = verify
-    ? await checkSignature(client, digest, verify.key, verify.path, where)
-    : null;
+  const { head, signedBy } = await verifyGeneration({
+    client,
+    digest,
+    where,
+    treeName: tree.name,
+    verify,
+    manifest: m,
+    state,
+    allowDowngrade: opts.allowDowngrade === true,
+  });
   const { config, images: remote } = head;
   const n = config.generation;
-
-  // No rollback attacks: compare with what we last pulled, or with a generation made here.
-  const baseline = m
-    ? state && state.localGeneration === m.current
-      ? state.generation
-      : m.current
-    : 0;
-  if (n < baseline && !opts.allowDowngrade) {
-    throw new SquashtreeError(
-      'E_OCI_DOWNGRADE',
-      `${where} holds generation ${n}, older than generation ${baseline} that ${tree.name} has`,
-      {
-        hint: 'nothing was applied; if going back is intended, pull again with --allow-downgrade (squashtree rollback goes back to a kept local generation)',
-      },
-    );
-  }
-
   const { discardNeeded } = await planSwitch(ctx, obs, opts);
-
   const same =
     m !== null &&
     currentGeneration(m)
@@ -231,10 +204,10 @@ async function pullWith(
     return upToDate(n, m, signedBy, config.timestamp);
   }
 
+  // 3. Download (or rebuild, or reuse) each image.
   if (!m) await fsp.mkdir(tree.dir, { recursive: true, mode: 0o755 });
-  let last = m?.lastGeneration ?? 0;
-  const localGeneration = n > last ? n : last + 1;
-  last = Math.max(last, localGeneration, ...remote.map((r) => imageNumber(r.file)));
+  const lastBefore = m?.lastGeneration ?? 0;
+  const localGeneration = n > lastBefore ? n : lastBefore + 1;
   const placed = await placeImages({
     client,
     store,
@@ -243,10 +216,8 @@ async function pullWith(
     chain: new Chain(client, head, where),
     reporter,
     rebuild: opts.noRebuild !== true,
-    last,
+    last: Math.max(lastBefore, localGeneration, ...remote.map((r) => imageNumber(r.file))),
   });
-  last = placed.last;
-  const { names, records } = placed;
   Object.assign(base, {
     images: placed.images,
     downloaded: placed.downloaded,
@@ -255,46 +226,25 @@ async function pullWith(
   });
   base.bytesDownloaded = client.stats.blobReceived;
 
-  const gen: Generation = {
-    generation: localGeneration,
-    parent: m?.current ?? null,
-    action: (ACTIONS as readonly string[]).includes(config.action)
-      ? (config.action as Generation['action'])
-      : 'adopt',
-    created: config.created,
-    durationMs: Math.round(performance.now() - t0),
-    images: names,
-    files: config.files,
-    bytes: config.bytes,
-  };
-  // A copy: the manifest read at the start stays as it was until the new one is written.
-  const next: Manifest = m
-    ? { ...m, images: { ...m.images }, generations: [...m.generations] }
-    : {
-        format: 'squashtree-manifest/1',
-        tree: tree.name,
-        current: localGeneration,
-        lastGeneration: last,
-        images: {},
-        generations: [],
-      };
-  appendGeneration(next, records, gen, last);
-  await writeManifest(store, next);
-  await writeOciState(store, stateRecord(where, digest, n, localGeneration));
+  // 4. Record.
+  const next = await recordGeneration({
+    store,
+    treeName: tree.name,
+    manifest: m,
+    head,
+    placed,
+    localGeneration,
+    where,
+    digest,
+    durationMs: performance.now() - t0,
+  });
   await removeDownloads(store);
   reporter.step(
     `generation ${n} is current${obs.state === 'mounted' ? ' (the tree shows it after a restart)' : ''}`,
   );
 
-  const { switched, discarded } = await applySwitch(ctx, obs, { discardNeeded }, opts, n);
-  const now = await observe(ctx);
-  const pinned = new Set<string>(now.session?.lower ?? []);
-  const committed = now.session?.committedGeneration;
-  if (committed != null) {
-    for (const f of next.generations.find((g) => g.generation === committed)?.images ?? [])
-      pinned.add(f);
-  }
-  await collectGarbage(store, next, tree.keep, pinned);
+  // 5. Apply.
+  const { switched, discarded } = await applyPulled(ctx, obs, next, discardNeeded, opts, n);
   return {
     ...base,
     generation: n,
@@ -310,15 +260,25 @@ async function pullWith(
   };
 }
 
-function stateRecord(ref: string, digest: string, generation: number, localGeneration: number) {
-  return {
-    format: 'squashtree-oci-state/1' as const,
-    ref,
-    digest,
-    generation,
-    localGeneration,
-    pulledAt: new Date().toISOString(),
-  };
+/** Apply: switch the tree as asked, then collect what no kept generation or live session needs. */
+async function applyPulled(
+  ctx: TreeContext,
+  obs: Observation,
+  next: Manifest,
+  discardNeeded: boolean,
+  opts: PullOptions,
+  generation: number,
+): Promise<{ switched: boolean; discarded: PullResult['discarded'] }> {
+  const applied = await applySwitch(ctx, obs, { discardNeeded }, opts, generation);
+  const now = await observe(ctx);
+  const pinned = new Set<string>(now.session?.lower ?? []);
+  const committed = now.session?.committedGeneration;
+  if (committed != null) {
+    for (const f of next.generations.find((g) => g.generation === committed)?.images ?? [])
+      pinned.add(f);
+  }
+  await collectGarbage(ctx.tree.store, next, ctx.tree.keep, pinned);
+  return applied;
 }
 
 function sumBytes(m: Manifest, files: readonly string[]): number {
