@@ -11,7 +11,7 @@ import type { Manifest } from '../store/manifest.js';
 import type { TreeContext } from './context.js';
 import { discardLocked } from './discard.js';
 import { factsOf, subjectOf, type Observation } from './observe.js';
-import { decide } from './transitions.js';
+import { SWITCH_PENDING, decide, refusal } from './transitions.js';
 import { startLocked } from './start.js';
 import { treeStatus } from './status.js';
 import { stopLocked } from './stop.js';
@@ -33,27 +33,28 @@ export interface SwitchResult {
   discarded: { files: number; bytes: number } | null;
 }
 
-/** Refuse a switch that would hide pending changes (unless --discard). */
+/**
+ * Refuse a switch that would hide pending changes: the table's row for
+ * `switch` (or `switch-discard` with --discard) by state, then, on a
+ * mounted tree, the pending count it finds.
+ */
 export async function planSwitch(
   ctx: TreeContext,
   obs: Observation,
   opts: SwitchOptions,
 ): Promise<SwitchPlan> {
-  const { tree } = ctx;
-  const verdict = decide('switch', factsOf(obs));
-  if (obs.state !== 'mounted' && verdict.kind !== 'refuse') return { discardNeeded: false };
+  const discard = opts.discard === true;
+  const verdict = decide(discard ? 'switch-discard' : 'switch', factsOf(obs));
+  if (verdict.kind === 'refuse') throw refusal(verdict, subjectOf(ctx, obs));
+  if (obs.state === 'interrupted') return { discardNeeded: true };
+  if (obs.state !== 'mounted') return { discardNeeded: false };
   const files = (await treeStatus(ctx, obs)).pending.files;
-  if (verdict.kind !== 'refuse' && files === 0) return { discardNeeded: false };
-  if (opts.discard) return { discardNeeded: true };
-  const interrupted = obs.state === 'interrupted';
-  const hint =
-    verdict.kind === 'refuse'
-      ? verdict.hint(subjectOf(ctx, obs))
-      : `commit them (squashtree commit ${tree.name}) and publish them from here, or drop them: squashtree pull ${tree.name} REF --discard`;
+  if (files === 0) return { discardNeeded: false };
+  if (discard) return { discardNeeded: true };
   throw new SquashtreeError(
     'E_PENDING',
-    `tree "${tree.name}" has ${files} pending change(s)${interrupted ? ' from an interrupted session' : ''}; pulling would hide them`,
-    { hint },
+    `tree "${ctx.tree.name}" has ${files} pending change(s); pulling would hide them`,
+    { hint: SWITCH_PENDING.hint(subjectOf(ctx, obs)) },
   );
 }
 

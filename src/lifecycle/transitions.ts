@@ -25,6 +25,7 @@ export const OPERATIONS = [
   'compact',
   'rollback',
   'switch',
+  'switch-discard',
   'run',
   'diff',
   'status',
@@ -146,14 +147,15 @@ const ROLLBACK_PENDING: Verdict = {
   hint: () => `start the tree and commit or discard them first`,
 };
 
-const SWITCH_PENDING: Verdict = {
+/** Also the hint of a mounted tree's pending changes, which the switch finds in the data. */
+export const SWITCH_PENDING = {
   kind: 'refuse',
   code: 'E_PENDING',
   message: (s) =>
     `tree "${s.name}" has pending changes from an interrupted session; pulling would hide them`,
   hint: (s) =>
     `commit them (squashtree commit ${s.name}) and publish them from here, or drop them: squashtree pull ${s.name} REF --discard`,
-};
+} satisfies Verdict;
 
 /**
  * The table. The first row that matches wins, so rows that name an engine
@@ -245,6 +247,18 @@ export const ROWS: readonly Row[] = [
     ),
   },
   { op: 'switch', state: 'interrupted', verdict: SWITCH_PENDING },
+  {
+    op: 'switch-discard',
+    state: 'uninitialized',
+    verdict: run('the first pull makes the store'),
+  },
+  { op: 'switch-discard', state: 'stopped', verdict: run() },
+  {
+    op: 'switch-discard',
+    state: 'mounted',
+    verdict: run('pending changes are dropped and the tree remounted'),
+  },
+  { op: 'switch-discard', state: 'interrupted', verdict: run('the pending changes are dropped') },
 
   { op: 'run', state: 'uninitialized', verdict: NOT_INITIALIZED },
   { op: 'run', state: 'stopped', foreign: true, verdict: MOUNTED_ELSEWHERE },

@@ -57,7 +57,7 @@ describe('transition table', () => {
     for (const op of OPERATIONS) {
       for (const f of everyFacts()) {
         if (f.state !== 'uninitialized') continue;
-        const expected = ['init', 'status', 'switch'].includes(op)
+        const expected = ['init', 'status', 'switch', 'switch-discard'].includes(op)
           ? 'run'
           : 'refuse: E_NOT_INITIALIZED';
         assert.equal(cell(op, f), expected, `${op} on uninitialized`);
@@ -140,6 +140,11 @@ describe('transition table', () => {
     assert.equal(cell('switch', facts('stopped')), 'run');
     assert.equal(cell('switch', facts('mounted')), 'run');
     assert.equal(cell('switch', facts('interrupted')), 'refuse: E_PENDING');
+  });
+
+  it('switch-discard (pull --discard): runs in every state, dropping what is pending', () => {
+    for (const s of ['uninitialized', 'stopped', 'mounted', 'interrupted'] as const)
+      assert.equal(cell('switch-discard', facts(s)), 'run');
   });
 
   it('run', () => {
