@@ -11,7 +11,7 @@
  * permissions, owner, size, mtime, target, device; and every dir of the
  * layer is listed, to equal the names the mounted tree showed while the
  * upper was copied (capture.ts). The layer's own bytes are checked against
- * the staged copy beside this (publish.ts).
+ * the staged copy beside this (src/pack/pack-image.ts).
  */
 import type { Difference } from '../image/compare.js';
 import { metaDiff } from '../image/match.js';

@@ -7,10 +7,14 @@
  * staged upper costs little more, leaves one image instead of a stack that
  * mostly hides itself, and saves the compaction that would follow.
  */
+import { SquashtreeError } from '../errors.js';
+import { SquashfsFormatError, SquashfsWriteError } from '../squashfs/index.js';
+import { checkImages } from '../store/image-integrity.js';
+import type { Manifest } from '../store/manifest.js';
 import { imagePath } from '../store/store.js';
 import { packSettings, type TreeContext } from './context.js';
 import { writerUnsuitable } from '../pack/merge-image.js';
-import { writerUnsuitableFor, type PackMethod } from '../pack/native-pack.js';
+import { isPackRefusal, writerUnsuitableFor, type PackMethod } from '../pack/native-pack.js';
 
 /** How a commit packs: stacked (the changes since the session's last commit), full (the whole upper on the images the session mounted), raw (an interrupted session's upper as it is). */
 export type CommitMode = 'stacked' | 'full' | 'raw';
@@ -25,6 +29,15 @@ export const NEW_BASE_SHARE = 0.5;
 
 /** Below this the tree's fixed costs (start-up, mounts, checks) dominate either way: a layer keeps the stack. */
 export const NEW_BASE_MIN_BYTES = 4 << 20;
+
+/** The new stack does not show what the tree shows: nothing was published. */
+export class StackMismatch extends SquashtreeError {
+  constructor(readonly first: string) {
+    super('E_VERIFY', `the new generation would not show what the tree shows (${first})`, {
+      hint: 'nothing was published; report this as a bug (the tree and its changes are intact)',
+    });
+  }
+}
 
 export interface PackChoice {
   method: PackMethod;
@@ -42,6 +55,7 @@ export interface PackQuestion {
   stagedBytes: number;
   /** The tree's bytes as the images below hold it (null: unknown). */
   treeBytes: number | null;
+  manifest: Manifest;
 }
 
 export async function choosePack(ctx: TreeContext, q: PackQuestion): Promise<PackChoice> {
@@ -61,8 +75,30 @@ export async function choosePack(ctx: TreeContext, q: PackQuestion): Promise<Pac
   // The images must share the tree's compressor and block size for their blocks to be copied.
   const below = q.below.map((f) => imagePath(tree.store, f));
   if ((await writerUnsuitable(below, settings)) !== null) return { method: 'writer' };
+  // Their blocks go into the new base: each must still be the image the manifest names.
+  try {
+    await checkImages(tree.store, q.manifest, q.below, ctx.layout.verifiedCache);
+  } catch (e) {
+    if (!(e instanceof SquashtreeError)) throw e;
+    ctx.reporter.warn(`${e.message}: packing a layer, not a new base`);
+    return { method: 'writer' };
+  }
   return {
     method: 'writer',
     newBase: `a new base: the change is ${Math.round(share * 100)}% of the tree`,
   };
+}
+
+/**
+ * A new base that failed where a layer would not (the writer refused or
+ * failed its own check, an image below could not be read, or the base does
+ * not show the tree): the commit packs a layer instead.
+ */
+export function layerInstead(e: unknown): boolean {
+  return (
+    isPackRefusal(e) ||
+    e instanceof SquashfsWriteError ||
+    e instanceof SquashfsFormatError ||
+    e instanceof StackMismatch
+  );
 }

@@ -1,8 +1,9 @@
 /**
- * commit: persist the pending changes as a new layer and stay mounted.
+ * commit: persist the pending changes as a new layer (or, when they are most
+ * of the tree, a new base: commit-pack.ts) and stay mounted.
  *
  * Commits stack within a session: a commit packs only what changed since
- * the session's previous commit (plan.ts), and the new generation is the
+ * the session's previous commit (layer/layer-plan.ts), and the new generation is the
  * current one's images plus that layer, while the live overlay keeps the
  * images it was mounted on and its upper. What is packed is copied to a
  * private staging dir first (never packed live), packed, checked against
@@ -10,7 +11,7 @@
  * shows (stack-check.ts) before the layer is published. The snapshot of the
  * upper the new generation holds is written before the manifest that names
  * it, so a kill at any step leaves the last generation intact and the next
- * commit neither loses nor repeats a change (chain.ts).
+ * commit neither loses nor repeats a change (commit-chain.ts).
  *
  * Where a session cannot stack (the current generation is not the one it
  * made, or a stacked layer would not show the tree), the commit packs the
@@ -39,8 +40,16 @@ import { planLayer, type Plan } from '../layer/layer-plan.js';
 import { packAndPublish } from '../pack/pack-image.js';
 import { writeSession, type Session } from './session.js';
 import { removeSnapshots, removeUnnamedSnapshots, writeGenerationSnapshot } from './snapshot.js';
-import { choosePack, type CommitMode, type PackChoice } from './commit-pack.js';
-import { isPackRefusal, type PackMethod } from '../pack/native-pack.js';
+import {
+  StackMismatch,
+  choosePack,
+  layerInstead,
+  type CommitMode,
+  type PackChoice,
+} from './commit-pack.js';
+import type { PackMethod } from '../pack/native-pack.js';
+import { kernelMountCheck } from '../pack/merge-image.js';
+import { isRoot } from '../mount/engine.js';
 import { checkStack } from '../layer/stack-check.js';
 import { StackView } from '../layer/stack-view.js';
 import { openStaging } from './staging.js';
@@ -77,15 +86,6 @@ export interface CommitResult {
   imageKind?: 'layer' | 'base';
   /** Why a new base ("a new base: the change is N% of the tree"). */
   baseReason?: string;
-}
-
-/** The new stack does not show what the tree shows: nothing was published. */
-class StackMismatch extends SquashtreeError {
-  constructor(readonly first: string) {
-    super('E_VERIFY', `the new generation would not show what the tree shows (${first})`, {
-      hint: 'nothing was published; report this as a bug (the tree and its changes are intact)',
-    });
-  }
 }
 
 interface Attempt {
@@ -226,6 +226,7 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
       below,
       stagedBytes: plan ? plan.copyBytes : estimate,
       treeBytes: plan ? base.bytes : null,
+      manifest: m,
     });
     const publish = (c: PackChoice): ReturnType<typeof packAndPublish> => {
       const kind = c.newBase ? 'base' : 'layer';
@@ -278,6 +279,8 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
                   capture.listings ?? new Map(),
                   tree.exclude,
                 );
+                // What every later start mounts: the kernel must take it.
+                if (c.newBase && isRoot()) await kernelMountCheck(tmp, layout.verifyMount);
                 fault('commit:after-verify');
               },
             }
@@ -288,8 +291,8 @@ async function commitAs(ctx: TreeContext, a: Attempt): Promise<CommitResult | un
     try {
       published = await publish(choice);
     } catch (e) {
-      // The writer refused the merge (say an image it cannot read): the change goes on as a layer.
-      if (!choice.newBase || !isPackRefusal(e)) throw e;
+      // The writer could not make a good base (say an image it cannot read): a layer instead.
+      if (!choice.newBase || !layerInstead(e)) throw e;
       reporter.warn(`the new base could not be written (${errorMessage(e)}): packing a layer`);
       choice = { method: 'writer' };
       published = await publish(choice);

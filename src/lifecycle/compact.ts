@@ -19,7 +19,8 @@ import { extraMountOptions, packSettings, type TreeContext } from './context.js'
 import { fault } from '../faults.js';
 import { checkImages } from '../store/image-integrity.js';
 import { admitObserved, observe, type Observation } from './observe.js';
-import { isWriterRefusal, mergeAndPublish, writerUnsuitable } from '../pack/merge-image.js';
+import { mergeAndPublish, writerUnsuitable } from '../pack/merge-image.js';
+import { isPackRefusal } from '../pack/native-pack.js';
 import { packAndPublish } from '../pack/pack-image.js';
 import { errorMessage } from '../errors.js';
 import type { ImageRecord, Manifest } from '../store/manifest.js';
@@ -130,7 +131,7 @@ export async function compactLocked(
           : {}),
       };
     } catch (e) {
-      if (!isWriterRefusal(e)) throw e;
+      if (!isPackRefusal(e)) throw e;
       methodReason = errorMessage(e);
     }
   }

@@ -1,8 +1,8 @@
 /**
  * Taking a session down once its overlay is gone: the image mounts and
  * views, then the upper (its tmpfs unmounted, or without root its runtime
- * dir deleted), then the session record. Shared by stop, discard and a
- * start that fails half-way.
+ * dir deleted), then the session record. Shared by stop and discard; a
+ * start that fails half-way takes down only the upper (releaseRuntimeUpper).
  */
 import { promises as fsp } from 'node:fs';
 import { SquashtreeError } from '../errors.js';

@@ -12,7 +12,6 @@ import { SquashtreeError, errnoCode, errorMessage } from '../errors.js';
 import { mountSquashfs, unmount } from '../mount/mount.js';
 import {
   SquashfsImage,
-  SquashfsUnsupportedError,
   SquashfsWriteError,
   writeMergedImage,
   type MergeImagesResult,
@@ -87,14 +86,6 @@ export async function writerUnsuitable(
   return null;
 }
 
-/** True for what the writer refuses by design (then mksquashfs is used). */
-export function isWriterRefusal(e: unknown): boolean {
-  return (
-    e instanceof SquashfsUnsupportedError ||
-    (e instanceof SquashfsWriteError && e.code !== 'verify')
-  );
-}
-
 export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished> {
   const image = {
     file: req.file,
@@ -131,7 +122,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
 }
 
 /** The kernel mounts the new image and lists its root: what every later start will need. */
-async function kernelMountCheck(image: string, mountPoint: string): Promise<void> {
+export async function kernelMountCheck(image: string, mountPoint: string): Promise<void> {
   await fsp.mkdir(mountPoint, { recursive: true, mode: 0o700 });
   await mountSquashfs(image, mountPoint);
   try {

@@ -47,7 +47,7 @@ export interface PublishRequest {
   verifyWith?: 'mount' | 'reader';
   /**
    * For verifyWith reader: the dirs that must (true) or must not (false) be
-   * opaque. Called once mksquashfs runs, so working them out overlaps the pack.
+   * opaque. Called once the pack has started, so working them out overlaps it.
    */
   opaque?: () => Promise<ReadonlyMap<string, boolean> | undefined>;
   /**
@@ -63,9 +63,9 @@ export interface PublishRequest {
   onVerifyProgress?: (fraction: number) => void;
   onPhase?: (phase: 'pack' | 'verify' | 'publish') => void;
   afterPack?: FaultPoint;
-  /** A check of the source run beside mksquashfs; its failure stops the publish before the verify. */
+  /** A check of the source run beside the pack; its failure stops the publish before the verify. */
   besidePack?: () => Promise<void>;
-  /** A test hold point while mksquashfs runs (see faults.ts). */
+  /** A test hold point while the pack runs (see src/faults.ts). */
   whilePacking?: HoldPoint;
   /**
    * writer: pack with squashtree's own writer (native-pack.ts), mksquashfs

@@ -195,4 +195,32 @@ describe('commit: what packs the image', { concurrency: false }, () => {
     await assertSameTree(f.model, f.tree, 'the new base and its layer');
     await f.ok('stop', 't');
   });
+  it('a new base over an image that is no longer as recorded: a layer instead, saying why', async (t) => {
+    if (!needRoot(t)) return;
+    const spec: Spec = { small: 'small\n' };
+    for (let i = 0; i < 4; i++) spec[`blob${i}`] = randomBytes(1 << 20);
+    const f = await initTree(t, spec, [], '[defaults]\ncompact-after = 50\n');
+    const tw = new Twin(f.tree, f.model);
+    await f.ok('start', 't');
+    const base = (await fsp.readdir(f.store)).find((n) => n.endsWith('-base.sqfs'));
+    assert.ok(base, 'the base image');
+    // One byte past its end: the mounted tree reads as before, but the file is not the one recorded.
+    const path = join(f.store, base);
+    const size = (await fsp.stat(path)).size;
+    await fsp.appendFile(path, Buffer.from([1]));
+    try {
+      for (let i = 0; i < 4; i++) await tw.write(`blob${i}`, randomBytes(1 << 20));
+      const out = await f.ok('commit', 't', '--json');
+      const r = result(out);
+      assert.deepEqual([r?.imageKind, r?.packMethod], ['layer', 'writer']);
+      assert.match(out.stderr, /damaged: size .*: packing a layer, not a new base/);
+      await assertSameTree(f.model, f.tree, 'live', { live: true });
+    } finally {
+      await fsp.truncate(path, size);
+    }
+    await f.ok('stop', 't');
+    await f.ok('start', 't');
+    await assertSameTree(f.model, f.tree, 'the base and the layer');
+    await f.ok('stop', 't');
+  });
 });
