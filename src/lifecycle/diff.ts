@@ -17,6 +17,8 @@ export interface DiffResult {
   generation?: number;
   /** That layer, or null when the generation is a single base image. */
   layer?: string | null;
+  /** For a single base image: the parent generation it was compared with. */
+  against?: number;
 }
 
 export async function diffLocked(ctx: TreeContext, observed?: Observation): Promise<DiffResult> {

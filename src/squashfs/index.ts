@@ -58,6 +58,7 @@ export { BufferOutput, FileOutput, type ImageOutput } from './output.js';
 export { verifyMergedImage, type VerifyMergeResult } from './verify-merge.js';
 export { dropOverlayXattrs, isWhiteout } from './merge.js';
 export { diffTopLayer, type LayerChange } from './layer-diff.js';
+export { diffStacks } from './stack-diff.js';
 export { ImageTables } from './tables.js';
 export { OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';
 export { MERGE_METHOD, mergeEnvironment, type MergeSettings } from './recipe.js';

@@ -171,6 +171,15 @@ describe('commit: what packs the image', { concurrency: false }, () => {
     const r = result(out);
     assert.deepEqual([r?.imageKind, r?.layers, r?.packMethod], ['base', 1, 'writer']);
     assert.match(r?.baseReason ?? '', /^a new base: the change is \d+% of the tree$/);
+    // What that generation changed: its base against the parent generation.
+    const diff = parseJson<{
+      trees: { result: { changes: { kind: string; path: string }[]; against?: number } }[];
+    }>(await f.ok('diff', 't', '--generation', String(r?.generation), '--json')).trees[0]?.result;
+    assert.equal(diff?.against, (r?.generation ?? 0) - 1);
+    assert.deepEqual(
+      diff?.changes.map((c) => `${c.kind} ${c.path}`),
+      ['M blob0', 'M blob1', 'M blob2', 'M blob3', 'A deep/b', 'D gone'],
+    );
     const human = await (async () => {
       await tw.write('blob4', randomBytes(1 << 20));
       await tw.write('blob5', randomBytes(1 << 20));

@@ -237,13 +237,13 @@ export const discardCommand = defineCommand<PerTreeData<DiscardResult>>({
 export const diffCommand = defineCommand<PerTreeData<DiffResult>>({
   name: 'diff',
   summary:
-    "list pending changes, one A (added), M (modified) or D (deleted) line per path; with --generation, what that generation's top layer changed",
+    'list pending changes, one A (added), M (modified) or D (deleted) line per path; with --generation, what that generation changed',
   args: TREES,
   options: [
     {
       flags: '--generation <n>',
       description:
-        "compare generation N's top layer with the images below it (read from the images: no root needed)",
+        "compare generation N's top layer with the images below it, or a one-image generation with its parent (read from the images: no root needed)",
     },
   ],
   root: (o) => o.generation === undefined,
