@@ -17,6 +17,23 @@ export interface LayerChange {
 
 const SLASH = Buffer.from('/');
 
+export const joinPath = (dir: Buffer, name: Buffer): Buffer =>
+  dir.length ? Buffer.concat([dir, SLASH, name]) : name;
+
+/** E and, for a dir, everything below it in MERGE, as KIND changes. */
+export async function listAll(
+  out: LayerChange[],
+  merge: OverlayMerge,
+  kind: 'A' | 'D',
+  path: Buffer,
+  e: MergedEntry,
+): Promise<void> {
+  out.push({ kind, path, type: e.inode.kind });
+  if (e.inode.kind !== 'dir') return;
+  for (const c of await merge.children(e.dirs))
+    await listAll(out, merge, kind, joinPath(path, c.name), c);
+}
+
 /** tables: bottom first; the last one is the layer whose changes are listed. */
 export async function diffTopLayer(tables: readonly ImageTables[]): Promise<LayerChange[]> {
   const top = tables.length - 1;
@@ -24,19 +41,9 @@ export async function diffTopLayer(tables: readonly ImageTables[]): Promise<Laye
   const lower = new OverlayMerge(tables.slice(0, top));
   const full = new OverlayMerge(tables);
   const out: LayerChange[] = [];
-  const join = (dir: Buffer, name: Buffer): Buffer =>
-    dir.length ? Buffer.concat([dir, SLASH, name]) : name;
-
-  const all = async (
-    merge: OverlayMerge,
-    kind: 'A' | 'D',
-    path: Buffer,
-    e: MergedEntry,
-  ): Promise<void> => {
-    out.push({ kind, path, type: e.inode.kind });
-    if (e.inode.kind !== 'dir') return;
-    for (const c of await merge.children(e.dirs)) await all(merge, kind, join(path, c.name), c);
-  };
+  const join = joinPath;
+  const all = (merge: OverlayMerge, kind: 'A' | 'D', path: Buffer, e: MergedEntry) =>
+    listAll(out, merge, kind, path, e);
 
   const visit = async (path: Buffer, below: LayerDir[], now: LayerDir[]): Promise<void> => {
     const a = below.length ? await lower.children(below) : [];

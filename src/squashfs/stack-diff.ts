@@ -7,11 +7,9 @@
  * also what decides what a sync rewrites).
  */
 import type { Inode } from './inode.js';
-import type { LayerChange } from './layer-diff.js';
+import { joinPath, listAll, type LayerChange } from './layer-diff.js';
 import { OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';
 import type { ImageTables } from './tables.js';
-
-const SLASH = Buffer.from('/');
 
 /** before, after: bottom first. */
 export async function diffStacks(
@@ -21,8 +19,7 @@ export async function diffStacks(
   const a = new OverlayMerge(before);
   const b = new OverlayMerge(after);
   const out: LayerChange[] = [];
-  const join = (dir: Buffer, name: Buffer): Buffer =>
-    dir.length ? Buffer.concat([dir, SLASH, name]) : name;
+  const join = joinPath;
   const owner = (t: readonly ImageTables[], e: MergedEntry): [number?, number?] => {
     const ids = t[e.layer]?.image.idList() ?? [];
     return [ids[e.inode.uidIndex], ids[e.inode.gidIndex]];
@@ -33,16 +30,8 @@ export async function diffStacks(
     if (x.inode.permissions !== y.inode.permissions || xu !== yu || xg !== yg) return false;
     return x.inode.kind === 'dir' || sameContent(x.inode, y.inode);
   };
-  const all = async (
-    merge: OverlayMerge,
-    kind: 'A' | 'D',
-    path: Buffer,
-    e: MergedEntry,
-  ): Promise<void> => {
-    out.push({ kind, path, type: e.inode.kind });
-    if (e.inode.kind !== 'dir') return;
-    for (const c of await merge.children(e.dirs)) await all(merge, kind, join(path, c.name), c);
-  };
+  const all = (merge: OverlayMerge, kind: 'A' | 'D', path: Buffer, e: MergedEntry) =>
+    listAll(out, merge, kind, path, e);
   const visit = async (path: Buffer, da: LayerDir[], db: LayerDir[]): Promise<void> => {
     const xs = await a.children(da);
     const ys = await b.children(db);
