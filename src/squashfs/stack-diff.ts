@@ -2,10 +2,11 @@
  * What changed between two stacks (say a generation and its parent, when
  * the generation is one new base), read from the images alone: each path
  * added, modified or deleted, in path order. Unlike diffTopLayer, every
- * directory is visited; a regular file counts as unchanged when its size,
- * mtime, permissions and owner are the same (rsync's quick check, which is
- * also what decides what a sync rewrites).
+ * directory is visited, and a regular file whose size, mtime, mode and owner
+ * are the same is compared by content (SquashFS keeps mtimes in whole
+ * seconds, so a file rewritten within the second has the same ones).
  */
+import { createHash } from 'node:crypto';
 import type { Inode } from './inode.js';
 import { joinPath, listAll, type LayerChange } from './layer-diff.js';
 import { OverlayMerge, type LayerDir, type MergedEntry } from './merge.js';
@@ -24,11 +25,20 @@ export async function diffStacks(
     const ids = t[e.layer]?.image.idList() ?? [];
     return [ids[e.inode.uidIndex], ids[e.inode.gidIndex]];
   };
-  const same = (x: MergedEntry, y: MergedEntry): boolean => {
+  const digest = async (t: readonly ImageTables[], e: MergedEntry): Promise<string> => {
+    const h = createHash('sha256');
+    const img = t[e.layer]?.image;
+    // The reader's own inode: the tables' sync parse places block lists in the decoded table.
+    if (img) for await (const c of img.readFile(await img.inode(e.inode.ref))) h.update(c);
+    return h.digest('hex');
+  };
+  const same = async (x: MergedEntry, y: MergedEntry): Promise<boolean> => {
     const [xu, xg] = owner(before, x);
     const [yu, yg] = owner(after, y);
     if (x.inode.permissions !== y.inode.permissions || xu !== yu || xg !== yg) return false;
-    return x.inode.kind === 'dir' || sameContent(x.inode, y.inode);
+    if (x.inode.kind === 'dir') return true;
+    if (!sameAttributes(x.inode, y.inode)) return false;
+    return x.inode.kind !== 'file' || (await digest(before, x)) === (await digest(after, y));
   };
   const all = (merge: OverlayMerge, kind: 'A' | 'D', path: Buffer, e: MergedEntry) =>
     listAll(out, merge, kind, path, e);
@@ -56,7 +66,7 @@ export async function diffStacks(
           await all(b, 'A', p, y);
           continue;
         }
-        if (!same(x, y)) out.push({ kind: 'M', path: p, type: y.inode.kind });
+        if (!(await same(x, y))) out.push({ kind: 'M', path: p, type: y.inode.kind });
         if (y.inode.kind === 'dir') await visit(p, x.dirs, y.dirs);
       }
     }
@@ -65,7 +75,7 @@ export async function diffStacks(
   return out;
 }
 
-function sameContent(x: Inode, y: Inode): boolean {
+function sameAttributes(x: Inode, y: Inode): boolean {
   if (x.mtime !== y.mtime) return false;
   if (x.kind === 'file' && y.kind === 'file') return x.size === y.size;
   if (x.kind === 'symlink' && y.kind === 'symlink') return x.target.equals(y.target);
