@@ -10,7 +10,6 @@ import type { CompressorOptions } from './compressor-options.js';
 import {
   dataBlockLimit,
   dataCompressor,
-  mergeBlockLimit,
   metadataCompressor,
   prepareEncoders,
   type MetadataCompressor,
@@ -127,7 +126,6 @@ export class MergeWriter {
               name: s.compression,
               options: fields,
               blockSize: s.blockSize,
-              largest: this.fresh ? Infinity : mergeBlockLimit(s.compression),
             },
             PackPool.threadsFor(
               bytes,

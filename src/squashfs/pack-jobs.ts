@@ -17,8 +17,6 @@ export interface EncoderSpec {
   name: CompressorName;
   options: Record<string, number>;
   blockSize: number;
-  /** Blocks larger than this are stored as is (see mergeBlockLimit). */
-  largest: number;
 }
 
 /** A part of a fragment block: a file's bytes [offset, offset + length), or bytes given. */

@@ -79,7 +79,7 @@ export class PackPool {
    */
   static async open(spec: EncoderSpec, threads: number): Promise<PackPool> {
     await prepareEncoders(spec.name);
-    const encode = dataCompressor(spec.name, spec.options, spec.largest);
+    const encode = dataCompressor(spec.name, spec.options);
     if (!encode) {
       throw new SquashfsWriteError(
         'unsupported',

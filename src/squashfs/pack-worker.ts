@@ -13,7 +13,7 @@ const port = parentPort;
 async function main(): Promise<void> {
   if (!port) return;
   await prepareEncoders(spec.name);
-  const encode = dataCompressor(spec.name, spec.options, spec.largest);
+  const encode = dataCompressor(spec.name, spec.options);
   if (!encode) throw new Error(`no encoder for ${spec.name}`);
   port.on('message', ({ id, job }: { id: number; job: PackJob }) => {
     try {

@@ -103,7 +103,6 @@ export async function writeImage(
           name: settings.compression,
           options: settings.options?.fields ?? {},
           blockSize: settings.blockSize,
-          largest: Infinity,
         },
         PackPool.threadsFor(scan.fileBytes, opts.threads),
       );

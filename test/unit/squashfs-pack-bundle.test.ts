@@ -54,7 +54,7 @@ describe('squashfs packer: the bundled worker script', () => {
       const data = Buffer.alloc(3 * 131072 + 99);
       for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 10)) % 97;
       await fsp.writeFile(file, data);
-      const spec: EncoderSpec = { name, options: {}, blockSize: 131072, largest: Infinity };
+      const spec: EncoderSpec = { name, options: {}, blockSize: 131072 };
       const job = {
         kind: 'blocks',
         path: Buffer.from(file),
