@@ -11,6 +11,7 @@ import { interruptSignal, isInterrupted } from '../exec/run.js';
 import { sha256File } from '../fs/hash.js';
 import { tempImagePath } from '../store/stage.js';
 import { writeMergedImage } from '../squashfs/index.js';
+import { holdYoungGeneration } from '../pack/heap.js';
 import { recipeSettings } from './recipe.js';
 import type { OciRecipe } from './types.js';
 
@@ -30,6 +31,7 @@ export async function rebuildImage(
   want: { digest: string; size: number },
 ): Promise<string> {
   const tmp = tempImagePath(store);
+  holdYoungGeneration();
   try {
     try {
       await writeMergedImage(inputs, tmp, {

@@ -21,6 +21,7 @@ import type { ImageRecord } from '../store/manifest.js';
 import { stageImage } from '../store/stage.js';
 import { interruptSignal } from '../exec/run.js';
 import { fault } from '../faults.js';
+import { holdYoungGeneration } from './heap.js';
 
 export interface MergeRequest {
   store: string;
@@ -93,6 +94,7 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
     compression: req.compression,
     blockSize: req.blockSize,
   };
+  holdYoungGeneration();
   const { record, result: merge } = await stageImage(req.store, image, async (tmp) => {
     let merge: MergeImagesResult;
     try {
