@@ -19,17 +19,6 @@ export const COMPRESSION_ENVIRONMENT: Readonly<Record<string, string>> = {
   zstd: ZSTD_ENCODER,
 };
 
-/**
- * The largest data block the writer's encoder for this compressor makes
- * (new fragment blocks are cut there): the block size, for every encoder
- * (xz's takes one LZMA2 chunk per 64 KiB). squashtree-merge/1 cut xz's
- * at 64 KiB: GURU after 8 daily stops was 1.049 of a fresh image, 1.041
- * with whole blocks.
- */
-export function dataBlockLimit(_name: CompressorName, blockSize: number): number {
-  return blockSize;
-}
-
 /** Load what the encoders of this compressor need before they are made (zstd's WebAssembly). */
 export async function prepareEncoders(name: CompressorName): Promise<void> {
   if (name === 'zstd') await loadZstdEncoder();

@@ -8,7 +8,6 @@
  */
 import type { CompressorOptions } from './compressor-options.js';
 import {
-  dataBlockLimit,
   dataCompressor,
   metadataCompressor,
   prepareEncoders,
@@ -93,7 +92,9 @@ export class MergeWriter {
       ...(this.fresh ? { freshLayer: this.fresh.layer } : {}),
       ...(this.opts.signal ? { signal: this.opts.signal } : {}),
     });
-    const placement = placeFragments(plan, canPack, dataBlockLimit(s.compression, s.blockSize));
+    // New fragment blocks are as large as the image's blocks, for every encoder (squashtree-merge/1
+    // cut xz's at 64 KiB: GURU after 8 daily stops was 1.049 of a fresh image, 1.041 with whole ones).
+    const placement = placeFragments(plan, canPack, s.blockSize);
     const { wasted, total } = placement;
     const limit = this.opts.maxWaste;
     if (limit !== undefined && total > 0 && wasted / total > limit && wasted > WASTE_FLOOR) {
