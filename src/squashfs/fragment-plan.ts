@@ -9,25 +9,18 @@
  * fragment decompressions after two one-day layers).
  *
  * The rule (part of the merge rule, see recipe.ts):
- *   - a block is copied whole when at least REPACK_BELOW of its tail bytes
- *     are still shown and it comes from the bottom image, or from any image
- *     when its tails are read in one run (it is decoded once);
+ *   - a block is copied whole unless its dead bytes are to go
+ *     (fragment-dead.ts), when it comes from the bottom image, or from any
+ *     image when its tails are read in one run (it is decoded once);
  *   - every other shown tail is repacked, in walk order, into new blocks;
  *     a new block is closed when full or when the kernel's cache would have
  *     evicted it (two other blocks decoded since it opened), so each new
  *     block is also decoded once.
  * Without an encoder for the compressor every block is copied whole.
  */
+import { blockBytes, blockKey as key, blockUse, deadBlocks } from './fragment-dead.js';
 import type { Plan } from './plan.js';
 
-/**
- * A fragment block less than this share alive has its live tails repacked
- * (where an encoder exists). Measured on the 203k-file tree, gzip: base + 8
- * daily layers compacts to 1.067 of a fresh image at 0.5, 1.019 at 0.9
- * (+0.8 s CPU), 1.007 at 0.95 (+1.5 s); base + one day costs 1.61 s CPU at
- * 0.5 and 1.83 s at 0.9 (1.011 and 1.005 of a fresh image).
- */
-export const REPACK_BELOW = 0.9;
 /** The kernel's fragment cache (CONFIG_SQUASHFS_FRAGMENT_CACHE_SIZE default). */
 export const KERNEL_FRAGMENT_CACHE = 3;
 
@@ -79,30 +72,9 @@ export function placeFragments(
   blockLimit: number,
 ): FragmentPlacement {
   const tables = plan.tables;
-  // A block is named by one number: layer * 2^32 + index (new blocks: negative).
-  const key = (layer: number, frag: number): number => layer * 2 ** 32 + frag;
   const keyOf = (e: number): number => key(plan.layer[e] ?? 0, plan.frag[e] ?? 0);
-
-  // Blocks more than a tenth dead are repacked (their dead bytes dropped).
-  const repack = new Set<number>();
-  let wasted = 0;
-  let total = 0;
-  const alls = tables.map((t, layer) =>
-    plan.live[layer]?.some((x) => x > 0) ? t.fragmentTails() : new Map<number, number>(),
-  );
-  tables.forEach((t, layer) => {
-    const r = plan.ranges[layer] ?? [];
-    for (let i = 1; i < r.length; i += 2) total += r[i] ?? 0;
-    const live = plan.live[layer];
-    const all = alls[layer];
-    if (!live || !all || all.size === 0) return;
-    for (let f = 0; f < live.length; f++) {
-      const l = live[f] ?? 0;
-      if (l === 0) continue;
-      const a = all.get(f) ?? 0;
-      if (canRepack && a > 0 && l < a * REPACK_BELOW) repack.add(key(layer, f));
-    }
-  });
+  const use = blockUse(plan);
+  const repack = canRepack ? deadBlocks(plan, use) : new Set<number>();
 
   // Blocks of upper images whose tails are not read in one run are repacked too.
   if (canRepack) {
@@ -117,31 +89,21 @@ export function placeFragments(
     for (const [k, n] of misses) if (n > 1 && k >= 2 ** 32) repack.add(k);
   }
 
-  // Blocks copied whole (their indices come from the walk below).
-  const keep: { layer: number; index: number }[] = [];
-  tables.forEach((t, layer) => {
-    const live = plan.live[layer];
-    if (!live) return;
+  // What the merge copies, and the dead bytes it keeps (repacked tails take their live share).
+  let wasted = 0;
+  let total = 0;
+  for (const r of plan.ranges) for (let i = 1; i < r.length; i += 2) total += r[i] ?? 0;
+  use.live.forEach((live, layer) => {
     for (let f = 0; f < live.length; f++) {
-      if ((live[f] ?? 0) === 0 || repack.has(key(layer, f))) continue;
-      keep.push({ layer, index: f });
-      total += (t.fragments[f]?.word ?? 0) & 0xffffff;
+      if ((live[f] ?? 0) <= 0) continue;
+      const b = blockBytes(plan, use, layer, f);
+      if (repack.has(key(layer, f))) total += b.size * (1 - b.deadShare);
+      else {
+        total += b.size;
+        wasted += b.size * b.deadShare;
+      }
     }
   });
-  const bytesOf = (layer: number, f: number): { size: number; all: number; live: number } => ({
-    size: (tables[layer]?.fragments[f]?.word ?? 0) & 0xffffff,
-    all: alls[layer]?.get(f) ?? 0,
-    live: plan.live[layer]?.[f] ?? 0,
-  });
-  for (const { layer, index } of keep) {
-    const b = bytesOf(layer, index);
-    if (b.all > 0 && b.live < b.all) wasted += (b.size * (b.all - b.live)) / b.all;
-  }
-  // Repacked tails take about their share of their old blocks.
-  for (const k of repack) {
-    const b = bytesOf(Math.floor(k / 2 ** 32), k % 2 ** 32);
-    if (b.all > 0) total += (b.size * b.live) / b.all;
-  }
 
   // The walk: repacked tails go into new blocks that stay in the kernel's cache while read.
   const newFragment = new Int32Array(plan.n).fill(-1);

@@ -24,7 +24,7 @@
 import { COMPRESSION_ENVIRONMENT } from './compress.js';
 
 /** The merge rule's name and version, as recipes record it. */
-export const MERGE_METHOD = 'squashtree-merge/2';
+export const MERGE_METHOD = 'squashtree-merge/3';
 
 /** The settings of a merge that a recipe records (all that changes the output besides the inputs). */
 export interface MergeSettings {

@@ -100,13 +100,15 @@ export class ImageTables {
   }
 
   /**
-   * Uncompressed bytes each fragment block holds, from a linear scan of the
-   * inode table (every file of this image, whether a merged view still
-   * shows it or not): with the bytes still in use, how much of a block is
-   * dead.
+   * How far into each fragment block its tails reach (the largest offset +
+   * length of any file of this image, whether a merged view still shows it
+   * or not). Tails are stored back to back from offset 0, so this is the
+   * block's uncompressed size but for dead bytes after its last tail that
+   * no file names: bytes below it that no shown tail covers are dead, even
+   * those of files that an earlier merge already dropped.
    */
-  fragmentTails(): Map<number, number> {
-    const tails = new Map<number, number>();
+  fragmentExtents(): Map<number, number> {
+    const extents = new Map<number, number>();
     const t = this.inodes;
     const sb = this.image.superblock;
     const v = new InodeView();
@@ -114,11 +116,12 @@ export class ImageTables {
     for (let n = 0; n < sb.inodeCount && pos < t.data.length; n++) {
       v.load(t.data, pos, sb.blockSize, sb.inodeCount, pos, t.tableStart);
       if (v.fragment >= 0 && v.basic === 2) {
-        tails.set(v.fragment, (tails.get(v.fragment) ?? 0) + (v.size % sb.blockSize));
+        const end = v.fragmentOffset + (v.size % sb.blockSize);
+        if (end > (extents.get(v.fragment) ?? 0)) extents.set(v.fragment, end);
       }
       pos += v.byteLength(t.data);
     }
-    return tails;
+    return extents;
   }
 
   /** A directory's entries in stored order. */

@@ -43,7 +43,7 @@ describe(
   { skip: !haveTools && 'needs squashfs-tools' },
   () => {
     it('names its rule and what else must match', () => {
-      assert.equal(MERGE_METHOD, 'squashtree-merge/2');
+      assert.equal(MERGE_METHOD, 'squashtree-merge/3');
       const env = mergeEnvironment();
       assert.equal(env.zlib, process.versions.zlib);
       assert.equal(env.arch, process.arch);
