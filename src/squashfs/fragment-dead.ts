@@ -106,17 +106,26 @@ export function blockUse(plan: Plan): BlockUse {
 const spanOf = (plan: Plan, e: number): number =>
   (plan.frag[e] ?? 0) * 2 ** 20 + (plan.fragOffset[e] ?? 0);
 
-/** Stored, live and dead bytes of one input block (dead as a share of its stored bytes). */
-export function blockBytes(
-  plan: Plan,
-  use: BlockUse,
-  layer: number,
-  frag: number,
-): { size: number; live: number; deadShare: number } {
-  const size = (plan.tables[layer]?.fragments[frag]?.word ?? 0) & 0xffffff;
-  const live = use.live[layer]?.[frag] ?? 0;
-  const extent = Math.max(use.extent[layer]?.get(frag) ?? 0, live);
-  return { size, live, deadShare: extent > 0 ? (extent - live) / extent : 0 };
+/** An input block the merged view uses: its stored bytes, and its dead share (of its tails' extent). */
+export interface UsedBlock {
+  layer: number;
+  frag: number;
+  size: number;
+  deadShare: number;
+}
+
+/** The input blocks that hold a shown tail, layer by layer. */
+export function* usedBlocks(plan: Plan, use: BlockUse): Generator<UsedBlock> {
+  for (let layer = 0; layer < use.live.length; layer++) {
+    const live = use.live[layer] ?? new Float64Array(0);
+    for (let frag = 0; frag < live.length; frag++) {
+      const l = live[frag] ?? 0;
+      if (l <= 0) continue;
+      const size = (plan.tables[layer]?.fragments[frag]?.word ?? 0) & 0xffffff;
+      const extent = Math.max(use.extent[layer]?.get(frag) ?? 0, l);
+      yield { layer, frag, size, deadShare: (extent - l) / extent };
+    }
+  }
 }
 
 /** The blocks to repack for their dead bytes. */
@@ -125,17 +134,13 @@ export function deadBlocks(plan: Plan, use: BlockUse): Set<number> {
   const candidates: { key: number; dead: number; share: number }[] = [];
   let estimate = 0;
   for (const r of plan.ranges) for (let i = 1; i < r.length; i += 2) estimate += r[i] ?? 0;
-  use.live.forEach((live, layer) => {
-    for (let f = 0; f < live.length; f++) {
-      if ((live[f] ?? 0) <= 0) continue;
-      const b = blockBytes(plan, use, layer, f);
-      estimate += b.size * (1 - b.deadShare);
-      if (b.deadShare < MIN_SHARE) continue;
-      const key = blockKey(layer, f);
-      if (b.deadShare > 1 - REPACK_BELOW) repack.add(key);
-      else candidates.push({ key, dead: b.size * b.deadShare, share: b.deadShare });
-    }
-  });
+  for (const b of usedBlocks(plan, use)) {
+    estimate += b.size * (1 - b.deadShare);
+    if (b.deadShare < MIN_SHARE) continue;
+    const key = blockKey(b.layer, b.frag);
+    if (b.deadShare > 1 - REPACK_BELOW) repack.add(key);
+    else candidates.push({ key, dead: b.size * b.deadShare, share: b.deadShare });
+  }
   let dead = candidates.reduce((n, c) => n + c.dead, 0);
   // The deadest first: the most bytes dropped for each byte compressed again (ties by key: a rule).
   candidates.sort((a, b) => b.share - a.share || a.key - b.key);

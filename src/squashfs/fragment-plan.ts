@@ -18,7 +18,7 @@
  *     block is also decoded once.
  * Without an encoder for the compressor every block is copied whole.
  */
-import { blockBytes, blockKey as key, blockUse, deadBlocks } from './fragment-dead.js';
+import { blockKey as key, blockUse, deadBlocks, usedBlocks } from './fragment-dead.js';
 import type { Plan } from './plan.js';
 
 /** The kernel's fragment cache (CONFIG_SQUASHFS_FRAGMENT_CACHE_SIZE default). */
@@ -93,17 +93,13 @@ export function placeFragments(
   let wasted = 0;
   let total = 0;
   for (const r of plan.ranges) for (let i = 1; i < r.length; i += 2) total += r[i] ?? 0;
-  use.live.forEach((live, layer) => {
-    for (let f = 0; f < live.length; f++) {
-      if ((live[f] ?? 0) <= 0) continue;
-      const b = blockBytes(plan, use, layer, f);
-      if (repack.has(key(layer, f))) total += b.size * (1 - b.deadShare);
-      else {
-        total += b.size;
-        wasted += b.size * b.deadShare;
-      }
+  for (const b of usedBlocks(plan, use)) {
+    if (repack.has(key(b.layer, b.frag))) total += b.size * (1 - b.deadShare);
+    else {
+      total += b.size;
+      wasted += b.size * b.deadShare;
     }
-  });
+  }
 
   // The walk: repacked tails go into new blocks that stay in the kernel's cache while read.
   const newFragment = new Int32Array(plan.n).fill(-1);

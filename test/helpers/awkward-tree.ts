@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { noise } from './tree.js';
 
 export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Buffer {
   const r = spawnSync(cmd, args, {
@@ -104,23 +105,12 @@ export async function buildTree(root: string): Promise<void> {
   // Empty files.
   for (const n of ['empty1', 'empty2', 'a/empty3']) await w(n, '');
   // Sizes around every block size used here.
-  const rnd = (n: number, seed: number): Buffer => {
-    const b = Buffer.alloc(n);
-    let x = seed >>> 0 || 1;
-    for (let i = 0; i < n; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      b[i] = x & 0xff;
-    }
-    return b;
-  };
   await fsp.mkdir(join(root, 'sizes'));
   for (const size of [1, 4095, 4096, 4097, 8192, 131071, 131072, 131073, 1048576, 1048577]) {
-    await w(`sizes/random-${size}`, rnd(size, size));
+    await w(`sizes/random-${size}`, noise(size, size));
     await w(`sizes/text-${size}`, Buffer.alloc(size, `line of text ${size}\n`));
   }
-  await w('sizes/random-3M', rnd(3 << 20, 7)); // incompressible: blocks stored uncompressed
+  await w('sizes/random-3M', noise(3 << 20, 7)); // incompressible: blocks stored uncompressed
   // Sparse: holes at the start, middle and end (truncate), and a wholly sparse file.
   const sparse = join(root, 'sparse');
   await fsp.mkdir(sparse);
@@ -133,7 +123,7 @@ export async function buildTree(root: string): Promise<void> {
   // Many small files: fragments.
   await fsp.mkdir(join(root, 'small'));
   for (let i = 0; i < 200; i++) {
-    await w(`small/f${String(i).padStart(3, '0')}`, rnd((i * 37) % 3000, i + 1));
+    await w(`small/f${String(i).padStart(3, '0')}`, noise((i * 37) % 3000, i + 1));
   }
   // A directory of 400 entries with long names: several directory headers and
   // metadata blocks, an extended directory inode with an index.

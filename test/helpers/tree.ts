@@ -10,6 +10,19 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { compareTrees } from '../../src/image/compare.js';
 
+/** n bytes that do not compress (xorshift32 from seed): data blocks stored as they are. */
+export function noise(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
 export type Node =
   | string
   | Buffer

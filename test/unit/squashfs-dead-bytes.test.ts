@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeMergedImage } from '../../src/squashfs/index.js';
 import { layerOf } from '../helpers/layer-dir.js';
+import { noise } from '../helpers/tree.js';
 
 const haveTools = spawnSync('mksquashfs', ['-version']).status !== null;
 const FILES = 400;
@@ -34,19 +35,6 @@ async function tmp(t: TestContext): Promise<string> {
   return dir;
 }
 
-/** Bytes that do not compress (xorshift), so that data blocks weigh in the image's size. */
-function noise(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
 /**
  * FILES tails of 200 bytes each (one fragment block), 40 files with one
  * shared tail, and with `big` a file of incompressible blocks; without the
@@ -62,7 +50,7 @@ async function tree(root: string, big: boolean, gone: (i: number) => boolean): P
   }
   for (let i = 0; i < 40; i++)
     await fsp.writeFile(join(root, 'same', `d${i}`), 'shared '.repeat(28));
-  if (big) await fsp.writeFile(join(root, 'big'), noise(3 * 1024 * 1024));
+  if (big) await fsp.writeFile(join(root, 'big'), noise(3 * 1024 * 1024, 0x9e3779b9));
 }
 
 /** Merges `images` into dir/name; returns the writer's report. */
