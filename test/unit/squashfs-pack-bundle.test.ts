@@ -3,7 +3,7 @@
  * the CLI bundle names it, it loads on its own (zstd's WebAssembly too)
  * and compresses a job to the same bytes as the library does inline. The
  * xattr binary stays outside the bundle (a native module is required at
- * run time).
+ * run time), and the bundles are ASCII.
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +43,18 @@ describe('squashfs packer: the bundled worker script', () => {
     const text = await fsp.readFile(bundle, 'utf8');
     assert.ok(text.includes('"./squashtree-pack-worker.mjs"'), 'the bundle names its worker');
     assert.ok(!text.includes('xattr.linux-x64-gnu.node'), 'the native binary is not bundled');
+  });
+
+  it('is ASCII, so that V8 keeps its source one byte a character', async (t) => {
+    if (skipWithoutBuild(t)) return;
+    for (const f of [bundle, worker]) {
+      const bytes = await fsp.readFile(f);
+      assert.equal(
+        bytes.findIndex((b) => b > 0x7f),
+        -1,
+        `${f} has a byte past ASCII`,
+      );
+    }
   });
 
   for (const name of ['gzip', 'zstd', 'xz'] as const) {
