@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI is bundled into dist/squashtree.mjs by `npm ci`
-// (the prepare script) or `npm run build`.
+// (the prepare script) or `npm run build`. The first import holds V8's
+// young generation before the bundle loads (src/pack/heap.ts says why).
+import '../dist/pack/hold-at-launch.js';
 import { main } from '../dist/squashtree.mjs';
 
 process.exitCode = await main(process.argv.slice(2));

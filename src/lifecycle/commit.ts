@@ -49,6 +49,7 @@ import {
 } from './commit-pack.js';
 import type { PackMethod } from '../pack/native-pack.js';
 import { kernelMountCheck } from '../pack/merge-image.js';
+import { releaseYoungGeneration } from '../pack/heap.js';
 import { isRoot } from '../mount/engine.js';
 import { checkStack } from '../layer/stack-check.js';
 import { StackView } from '../layer/stack-view.js';
@@ -104,6 +105,8 @@ export async function commitLocked(
 ): Promise<CommitResult> {
   const { tree, layout, reporter } = ctx;
   const t0 = performance.now();
+  // The launcher holds V8's young generation small; a commit's scans and plans run faster grown.
+  releaseYoungGeneration();
   const obs = observed ?? (await observe(ctx));
   const admission = admitObserved(ctx, 'commit', obs);
   const m = admission.manifest;

@@ -11,7 +11,7 @@ import { interruptSignal, isInterrupted } from '../exec/run.js';
 import { sha256File } from '../fs/hash.js';
 import { tempImagePath } from '../store/stage.js';
 import { writeMergedImage } from '../squashfs/index.js';
-import { holdYoungGeneration } from '../pack/heap.js';
+import { collectNow, holdYoungGeneration } from '../pack/heap.js';
 import { recipeSettings } from './recipe.js';
 import type { OciRecipe } from './types.js';
 
@@ -38,6 +38,9 @@ export async function rebuildImage(
         ...recipeSettings(recipe),
         verify: true,
         signal: interruptSignal(),
+        onPhase: (p) => {
+          if (p === 'verify') collectNow();
+        },
       });
     } catch (e) {
       if (isInterrupted(e) || e instanceof SquashtreeError) throw e;

@@ -21,7 +21,7 @@ import type { ImageRecord } from '../store/manifest.js';
 import { stageImage } from '../store/stage.js';
 import { interruptSignal } from '../exec/run.js';
 import { fault } from '../faults.js';
-import { holdYoungGeneration } from './heap.js';
+import { collectNow, holdYoungGeneration } from './heap.js';
 
 export interface MergeRequest {
   store: string;
@@ -102,7 +102,10 @@ export async function mergeAndPublish(req: MergeRequest): Promise<MergePublished
         verify: true,
         maxWaste: MAX_WASTE,
         signal: interruptSignal(),
-        onPhase: (p) => req.onStep?.(PHASES[p]),
+        onPhase: (p) => {
+          if (p === 'verify') collectNow();
+          req.onStep?.(PHASES[p]);
+        },
         ...(req.onProgress
           ? {
               onProgress: (done: number, total: number) =>
