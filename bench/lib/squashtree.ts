@@ -1,9 +1,10 @@
 /**
- * Driving squashtree the way a user does: `node BIN --config CFG
- * --state-dir STATE --json ...`, one process per command, timed from spawn
- * to exit with the CPU time of its process tree. Commit and compact also
- * report peak RSS: /usr/bin/time's %M (the largest of node and the programs
- * it ran, such as mksquashfs) and node's own peak from a tiny --import probe.
+ * Driving squashtree the way a user does: `BIN --config CFG --state-dir
+ * STATE --json ...`, the launcher itself (so the environment its first line
+ * sets applies), one process per command, timed from spawn to exit with the
+ * CPU time of its process tree. Commit and compact also report peak RSS:
+ * /usr/bin/time's %M (the largest of node and the programs it ran, such as
+ * mksquashfs) and node's own peak from a tiny probe NODE_OPTIONS imports.
  * The output is read defensively (fields.ts): the same harness drives older
  * and newer builds, whose --json may differ.
  */
@@ -85,7 +86,7 @@ export interface SqRun extends Timed {
   data: Record<string, unknown>;
 }
 
-/** The probe squashtree's node loads with --import when RSS is measured. */
+/** The probe squashtree's node imports (NODE_OPTIONS) when RSS is measured. */
 export async function writeRssProbe(dir: string): Promise<string> {
   const probe = join(dir, 'rss-probe.mjs');
   await fsp.writeFile(
@@ -146,12 +147,16 @@ export class Squashtree {
     const info: Record<string, number> = {};
     try {
       if (!o.rss || !hasTime) {
-        r = await run(process.execPath, [this.build.bin, ...sqArgs], o.env ? { env: o.env } : {});
+        r = await run(this.build.bin, sqArgs, o.env ? { env: o.env } : {});
       } else {
         const nodeFile = join(this.scratch, 'rss-node');
         const timeFile = join(this.scratch, 'rss-time');
-        const env = { ...(o.env ?? process.env), BENCH_NODE_RSS_FILE: nodeFile };
-        const cmd = [process.execPath, '--import', this.probe, this.build.bin, ...sqArgs];
+        const env = {
+          ...(o.env ?? process.env),
+          BENCH_NODE_RSS_FILE: nodeFile,
+          NODE_OPTIONS: `--import=${this.probe}`,
+        };
+        const cmd = [this.build.bin, ...sqArgs];
         r = await run(TIME, ['-f', '%M', '-o', timeFile, ...cmd], { env });
         const tree = await readNumber(timeFile);
         const node = await readNumber(nodeFile);
@@ -215,7 +220,7 @@ export class Squashtree {
   }
 }
 
-/** Time `node BIN --version` and a bare `node -e 0`. */
+/** Time `BIN --version` (the launcher, as a user runs it) and a bare `node -e 0`. */
 export async function nodeStartup(
   bin: string,
   runs: number,
@@ -223,7 +228,7 @@ export async function nodeStartup(
   const version: number[] = [];
   const bare: number[] = [];
   for (let i = 0; i < runs; i++) {
-    version.push((await run(process.execPath, [bin, '--version'])).ms);
+    version.push((await run(bin, ['--version'])).ms);
     bare.push((await run(process.execPath, ['-e', '0'])).ms);
   }
   return { version, bare };

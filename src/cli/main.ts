@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { errColors as pc } from './colors.js';
 import { SquashtreeError, errorMessage, fromSystemError } from '../errors.js';
+import { forgetLaunchEnv } from '../exec/launch-env.js';
 import { killRunningChildren } from '../exec/run.js';
 import { resolveGlobals, type GlobalOptions } from './context.js';
 import { errorRecord } from './per-tree.js';
@@ -97,6 +98,7 @@ export function buildProgram(
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  forgetLaunchEnv();
   let chosen:
     | { spec: CommandSpec; args: string[]; opts: Record<string, unknown>; globals: GlobalOptions }
     | undefined;

@@ -1,6 +1,7 @@
 /** install / uninstall TARGET: which files each target writes, and the portage setting offer. */
 import { realpathSync } from 'node:fs';
 import { SquashtreeError } from '../errors.js';
+import { launchWords } from '../exec/launch-env.js';
 import type { TreeConfig } from '../config/schema.js';
 import { cronFiles, CRON_PATH } from './cron.js';
 import {
@@ -32,7 +33,7 @@ export function checkTarget(t: string): Target {
   });
 }
 
-/** How generated files call squashtree: `exec` as given (packagers), else this node and script. */
+/** How generated files call squashtree: `exec` as given (packagers), else this node and script, with the launcher's environment. */
 export function thisInvocation(configPath: string, stateDir: string, exec?: string): Invocation {
   if (exec) return { exec: exec.split(/\s+/).filter(Boolean), config: configPath, stateDir };
   const bin = process.argv[1] ?? 'squashtree';
@@ -42,7 +43,7 @@ export function thisInvocation(configPath: string, stateDir: string, exec?: stri
   } catch {
     // keep what we were started as
   }
-  return { exec: [process.execPath, real], config: configPath, stateDir };
+  return { exec: launchWords(process.execPath, real), config: configPath, stateDir };
 }
 
 function filesFor(target: Target, inv: Invocation, trees: readonly TreeConfig[]): GeneratedFile[] {
