@@ -250,7 +250,8 @@ export class SquashfsImage {
       }
       const inode = await this.inode(e.ref);
       checkEntryKind(e, inode, this.superblock.inodeTableStart);
-      out.push({ ...e, inode });
+      // A literal, not a spread, so entries share one hidden class (commonFields in inode.ts says why).
+      out.push({ name: e.name, kind: e.kind, inodeNumber: e.inodeNumber, ref: e.ref, inode });
     }
     return out;
   }
