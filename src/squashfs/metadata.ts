@@ -52,19 +52,22 @@ export async function decodeBlock(
  * (2-3 KiB each compressed), and a lookup reads a dir's listing and then its
  * entries' inodes, so one read serves the next blocks too; a read of each
  * block alone is a round trip through libuv's threads: a one-day commit of
- * the 203k-file tree loaded 1,274 blocks and waited 210 ms for them.
+ * the 203k-file tree loaded 1,274 blocks and waited 210 ms for them. A file
+ * is read synchronously (source.ts, readAtSync): lookups wait for each read
+ * anyway, and a page-cached read then costs a quarter of the round trip.
  */
 const READ_AHEAD = 64 << 10;
 
 interface Window {
   start: number;
   end: number;
-  bytes: Promise<Buffer>;
+  bytes: Buffer | Promise<Buffer>;
 }
 
 export class MetadataCache {
   private readonly blocks = new Map<number, Promise<MetadataBlock>>();
-  private window: Window | null = null;
+  /** One window per table (by where the table ends): lookups go back and forth between them. */
+  private readonly windows = new Map<number, Window>();
 
   constructor(
     private readonly reader: BoundedReader,
@@ -125,17 +128,19 @@ export class MetadataCache {
     return { pos, data, next: pos + 2 + size };
   }
 
-  /** len bytes at pos of a table that ends at end, from the window read last or a new one. */
+  /** len bytes at pos of the table that ends at end, from its window or a new one. */
   private async span(pos: number, len: number, end: number, structure: string): Promise<Buffer> {
-    let w = this.window;
+    let w = this.windows.get(end);
     if (!w || pos < w.start || pos + len > w.end) {
       const stop = Math.min(end, pos + Math.max(len, READ_AHEAD));
-      const bytes = this.reader.read(pos, stop - pos, structure);
+      const bytes = this.reader.readSoon(pos, stop - pos, structure);
       const mine: Window = { start: pos, end: stop, bytes };
-      this.window = w = mine;
-      bytes.catch(() => {
-        if (this.window === mine) this.window = null;
-      });
+      this.windows.set(end, (w = mine));
+      if (bytes instanceof Promise) {
+        bytes.catch(() => {
+          if (this.windows.get(end) === mine) this.windows.delete(end);
+        });
+      }
     }
     const b = await w.bytes;
     return b.subarray(pos - w.start, pos - w.start + len);

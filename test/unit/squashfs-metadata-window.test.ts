@@ -6,11 +6,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { metadataCompressor } from '../../src/squashfs/compress.js';
 import { makeDecompressor } from '../../src/squashfs/decompress.js';
 import { MetadataCache, METADATA_SIZE } from '../../src/squashfs/metadata.js';
 import { MetadataWriter } from '../../src/squashfs/meta-writer.js';
-import { BoundedReader, BufferSource } from '../../src/squashfs/source.js';
+import { BoundedReader, BufferSource, FileSource } from '../../src/squashfs/source.js';
 import { noise } from '../helpers/tree.js';
 
 class CountingSource extends BufferSource {
@@ -66,5 +69,36 @@ describe('metadata read-ahead', () => {
       cache.get(0, 10, 'test table'),
       /runs past the end of its table \(byte 10\)/,
     );
+  });
+
+  it('reads a file synchronously, and names where a short file ends', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'st-meta-'));
+    t.after(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const { bytes, plain } = table(6);
+    const file = join(dir, 'table');
+    writeFileSync(file, bytes);
+    const source = await FileSource.open(file);
+    try {
+      const cache = new MetadataCache(new BoundedReader(source), makeDecompressor('gzip'));
+      let pos = 0;
+      for (const want of plain) {
+        const blk = await cache.get(pos, bytes.length, 'test table');
+        assert.ok(blk.data.equals(want));
+        pos = blk.next;
+      }
+      // The bound says the table goes on; the file says otherwise.
+      const past = new MetadataCache(
+        Object.assign(new BoundedReader(source), { limit: bytes.length + 100 }),
+        makeDecompressor('gzip'),
+      );
+      await assert.rejects(
+        past.get(bytes.length, bytes.length + 100, 'test table'),
+        /file ends at byte \d+, \d+ bytes short/,
+      );
+    } finally {
+      await source.close();
+    }
   });
 });
