@@ -33,7 +33,10 @@ export function checkTarget(t: string): Target {
   });
 }
 
-/** How generated files call squashtree: `exec` as given (packagers), else this node and script, with the launcher's environment. */
+/**
+ * How generated files call squashtree: `exec` as given (packagers), else
+ * this node and script, with the environment the launcher sets.
+ */
 export function thisInvocation(configPath: string, stateDir: string, exec?: string): Invocation {
   if (exec) return { exec: exec.split(/\s+/).filter(Boolean), config: configPath, stateDir };
   const bin = process.argv[1] ?? 'squashtree';

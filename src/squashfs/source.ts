@@ -121,7 +121,7 @@ export class BoundedReader {
     return this.source.readAt(pos, len, into);
   }
 
-  /** read(), synchronously where the source can (a Buffer or a file), else as read() does. */
+  /** read(), synchronously where the source can (a file), else as read() does. */
   readSoon(pos: number, len: number, structure: string): Buffer | Promise<Buffer> {
     if (!this.source.readAtSync) return this.read(pos, len, structure);
     this.check(pos, len, structure);
