@@ -22,7 +22,7 @@ import { BIN } from '../helpers/cli.js';
 const KEYS = Object.keys(LAUNCH_ENV);
 
 describe('launcher environment', () => {
-  it('is what the launcher first line sets', () => {
+  it("is the launcher's first line", () => {
     const first = readFileSync(BIN, 'utf8').split('\n', 1)[0];
     assert.equal(first, LAUNCHER_SHEBANG);
   });
